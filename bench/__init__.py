@@ -1,0 +1,1 @@
+"""vidbench: a benchmark and reproducibility harness for efficient video inference."""

@@ -1,0 +1,159 @@
+"""The one contract between the harness and a method: frames in, typed predictions out.
+
+The harness owns the loop, the clock and the FLOP counter; a method owns its state and marks
+its component boundaries with ``with self.meter("warp"):``. See ../shared/DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+import numpy as np
+import torch
+
+Task = Literal["segmentation", "detection", "recognition"]
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a method may know about a video before its first frame."""
+
+    name: str
+    height: int
+    width: int
+    num_frames: int
+    fps: float
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame as the protocol feeds it.
+
+    Attributes:
+        index: position in the video (display order, 0-based).
+        image: (3, H, W) float32 tensor, RGB in [0, 1].
+        motion: (2, gh, gw) float32 tensor in pixels at a block grid of ``motion_grid`` px:
+            where each block of this frame came from in the previous decoded frame
+            (codec convention src - dst; see vidbench.datasets.motion), or None when the
+            frame carries no vectors (I-frames).
+        motion_valid: (gh, gw) bool tensor, False for intra blocks; None with ``motion``.
+        motion_grid: block size in pixels of ``motion``.
+        is_key: the protocol's keyframe schedule marks this frame a keyframe.
+    """
+
+    index: int
+    image: torch.Tensor
+    motion: torch.Tensor | None
+    motion_valid: torch.Tensor | None
+    motion_grid: int
+    is_key: bool
+
+
+@dataclass(frozen=True)
+class SegmentationPrediction:
+    """Per-pixel class scores for one frame: ``scores`` (C, H, W) float32 (softmax probabilities).
+
+    ``meta`` carries method facts the records count, e.g. ``{"key": True}`` when features
+    were computed on this frame.
+    """
+
+    index: int
+    scores: torch.Tensor
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def labels(self) -> np.ndarray:
+        """(H, W) int64 arg-max labels (train ids)."""
+        return self.scores.argmax(0).cpu().numpy().astype(np.int64)
+
+
+Prediction = SegmentationPrediction
+
+
+class Meter(Protocol):
+    """The harness's clock: ``with meter("warp"):`` marks a component boundary."""
+
+    def __call__(self, component: str) -> contextlib.AbstractContextManager[None]: ...
+
+
+class NullMeter:
+    """A meter that measures nothing (accuracy passes, tests)."""
+
+    @contextlib.contextmanager
+    def __call__(self, component: str) -> Iterator[None]:
+        yield
+
+
+class VideoSource(Protocol):
+    """A decoded video as datasets hand it to protocols and training code."""
+
+    info: VideoInfo
+    label_indices: tuple[int, ...]
+
+    def frame(self, index: int, is_key: bool = False) -> Frame:
+        """Frame ``index`` with its motion field, marked as the protocol says."""
+        ...
+
+    def label(self, index: int) -> np.ndarray:
+        """(H, W) uint8 train ids of frame ``index``; 255 is ignored."""
+        ...
+
+
+class Workspace(Protocol):
+    """What a method may use to build itself: training data and a checkpoint cache.
+
+    ``checkpoint(name, key, build)`` returns a cached file for ``key`` (a JSON-able dict that
+    identifies the artefact), calling ``build(path)`` to make it when missing. The harness
+    records every checkpoint handed out, so records name the weights they measured.
+    """
+
+    seed: int
+    num_classes: int
+
+    def train_videos(self) -> Sequence[VideoSource]: ...
+
+    def checkpoint(self, name: str, key: dict[str, Any], build: Callable[[Path], None]) -> Path: ...
+
+
+class Method(abc.ABC):
+    """A streaming method. The harness calls ``start``, then ``step`` per frame, then ``finish``.
+
+    Contract:
+        * ``start(video)`` resets ALL per-video state; replaying a video after another gives
+          the same outputs as replaying it first.
+        * ``step(frame)`` returns zero or more predictions, each tagged with the index of the
+          frame it belongs to; a method that needs the future buffers and emits late.
+        * ``finish()`` emits whatever is still buffered. Over one video every fed frame gets
+          exactly one prediction.
+        * Methods never see labels, never call clocks, and run under ``torch.no_grad``
+          (the harness sets it).
+    """
+
+    name: ClassVar[str]
+    task: ClassVar[Task]
+    components: ClassVar[tuple[str, ...]]
+    Config: ClassVar[type]  # a frozen dataclass of the method's options (may have no fields)
+    uses_keyframes: ClassVar[bool] = True
+    needs_next_keyframe: ClassVar[bool] = False
+
+    def __init__(self, config: Any, workspace: Workspace) -> None:
+        """Build (train or load) what the method needs; the harness swaps ``self.meter``."""
+        self.config = config
+        self.meter: Meter = NullMeter()
+
+    @abc.abstractmethod
+    def start(self, video: VideoInfo) -> None: ...
+
+    @abc.abstractmethod
+    def step(self, frame: Frame) -> list[Prediction]: ...
+
+    def finish(self) -> list[Prediction]:
+        return []
+
+    @abc.abstractmethod
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The networks this method runs, by name, for parameter counts and device moves."""

@@ -1,0 +1,136 @@
+"""``bench``: a thin parser over the library (list, compare, report, regress)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from vidbench.registry import DATASETS, METHODS, RegistryError, parse_config, split_spec
+
+DEFAULT_RESULTS = Path("results/runs")
+DEFAULT_REPORTS = Path("reports")
+
+
+def parse_intervals(text: str) -> tuple[int, ...]:
+    """``"1-10"``, ``"1,2,5"`` or ``"1-3,8"`` -> sorted unique positive ints."""
+    values: set[int] = set()
+    try:
+        for part in filter(None, text.split(",")):
+            low, _, high = part.partition("-")
+            values.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise RegistryError(f"Bad --intervals '{text}': use e.g. 1-10 or 1,2,5.") from None
+    if not values or min(values) < 1:
+        raise RegistryError(f"Bad --intervals '{text}': intervals are integers >= 1.")
+    return tuple(sorted(values))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for title, registry in (("methods", METHODS), ("datasets", DATASETS)):
+        print(f"{title}:")
+        for name in registry.names():
+            cls = registry.get(name)
+            doc = (cls.__doc__ or "").strip().splitlines()[0]
+            options = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls.Config))
+            print(f"  {name:<12} {doc}\n  {'':<12} options: {options}")
+    print("Give options as name:key=value[:key=value], e.g. interp-mv:fusion=avg.")
+    return 0
+
+
+def _paths(args: argparse.Namespace, dataset: str) -> tuple[Path, Path]:
+    results = args.results or DEFAULT_RESULTS / f"{dataset}.jsonl"
+    reports = args.reports or DEFAULT_REPORTS / dataset
+    return Path(results), Path(reports)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from vidbench.runner import RunSettings, Runner
+    from vidbench.store import Store
+
+    methods = [m for m in args.methods.split(",") if m.strip()]
+    dataset, options = split_spec(args.dataset)
+    for registry, spec in [(METHODS, m) for m in methods] + [(DATASETS, args.dataset)]:
+        name, given = split_spec(spec)
+        parse_config(registry.get(name).Config, given, f"{registry.kind} '{name}'")
+    settings = RunSettings(intervals=parse_intervals(args.intervals), speed_videos=args.speed_videos,
+                           speed_rounds=args.speed_rounds, threads=args.threads,
+                           data_root=Path(args.data_root), checkpoint_dir=Path(args.checkpoints))
+    results, reports = _paths(args, dataset)
+    store = Store(results)
+    Runner(store, settings).compare(methods, dataset, options)
+    return _report(store, reports)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from vidbench.store import Store
+
+    results, reports = _paths(args, args.dataset)
+    if not results.exists():
+        raise FileNotFoundError(f"No results at {results}: run `bench compare` first.")
+    return _report(Store(results), reports)
+
+
+def _report(store, reports: Path) -> int:
+    from vidbench.report import render
+
+    written = render(store.records(), reports)
+    print(f"table:  {written['table_md']}")
+    print(f"curves: {written['curve_avg']}, {written['curve_min']}")
+    print(f"more:   {', '.join(str(p) for k, p in written.items() if k not in {'table_md', 'curve_avg', 'curve_min'})}")
+    return 0
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from vidbench.regression import run_regression
+
+    return run_regression(Path(args.baseline), Path(args.work), update=args.update)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="registered methods and datasets").set_defaults(func=cmd_list)
+
+    compare = sub.add_parser("compare", help="run what is missing, then render the reports")
+    compare.add_argument("--methods", required=True, help="e.g. frame,prop-mv,interp-mv:fusion=avg")
+    compare.add_argument("--dataset", default="synthcity", help="e.g. synthcity:val_videos=20")
+    compare.add_argument("--intervals", default="1-10", help="keyframe intervals, e.g. 1-10")
+    compare.add_argument("--speed-videos", type=int, default=4, help="val videos streamed for speed")
+    compare.add_argument("--speed-rounds", type=int, default=5, help="interleaved timing rounds")
+    compare.add_argument("--threads", type=int, default=2, help="torch CPU threads (recorded)")
+    compare.add_argument("--data-root", default="data")
+    compare.add_argument("--checkpoints", default="checkpoints")
+    compare.add_argument("--results", help="records file (default results/runs/<dataset>.jsonl)")
+    compare.add_argument("--reports", help="report folder (default reports/<dataset>)")
+    compare.set_defaults(func=cmd_compare)
+
+    report = sub.add_parser("report", help="re-render tables and figures from records only")
+    report.add_argument("--dataset", default="synthcity")
+    report.add_argument("--results")
+    report.add_argument("--reports")
+    report.set_defaults(func=cmd_report)
+
+    regress = sub.add_parser("regress", help="CI gate: small synthcity run vs committed baseline")
+    regress.add_argument("--baseline", default="results/ci/baseline.jsonl")
+    regress.add_argument("--work", default="results/runs/ci")
+    regress.add_argument("--update", action="store_true", help="write a new baseline instead")
+    regress.set_defaults(func=cmd_regress)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted: finished records are kept; run the same command to resume.", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""What produced a record: code version, library versions, machine and settings."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+@cache
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def provenance() -> dict[str, Any]:
+    """Code, libraries, machine and the torch settings that change numbers."""
+    import av
+
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "code": {"commit": _git("rev-parse", "HEAD") or "unknown", "dirty": bool(status)},
+        "versions": {
+            "python": platform.python_version(),
+            **{name: _version(name) for name in ("torch", "torchvision", "av", "numpy", "vidbench")},
+            "libavcodec": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
+        },
+        "machine": machine(),
+        "settings": {"dtype": "float32", "device": "cpu", "threads": torch.get_num_threads(),
+                     "deterministic": torch.are_deterministic_algorithms_enabled(),
+                     "channels_last": False, "compile": False},
+    }
+
+
+def machine() -> dict[str, Any]:
+    """The fingerprint that speed comparisons are valid within."""
+    return {"cpu": cpu_model(), "cores": _cpu_quota(), "platform": platform.machine(),
+            "gpu": None, "torch": torch.__version__}
+
+
+def _cpu_quota() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1

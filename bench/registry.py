@@ -1,0 +1,106 @@
+"""Name -> implementation registries with lazy import and a helpful miss.
+
+Entries are ``"module:attribute"`` strings so that listing names imports nothing. Names are
+kebab-case. Options are given as ``name:key=value:key=value`` and parsed into the
+implementation's frozen ``Config`` dataclass; an unknown key is an error listing the fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import typing
+from typing import Any
+
+
+class RegistryError(ValueError):
+    """An unknown name or a bad option; the message lists what is available."""
+
+
+class Registry:
+    """A kebab-case name -> lazily imported class mapping."""
+
+    def __init__(self, kind: str, entries: dict[str, str]) -> None:
+        self.kind = kind
+        self._entries = dict(entries)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def register(self, name: str, target: str) -> None:
+        if name in self._entries:
+            raise RegistryError(f"{self.kind} '{name}' is already registered ({self._entries[name]}).")
+        self._entries[name] = target
+
+    def get(self, name: str) -> Any:
+        if name not in self._entries:
+            close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise RegistryError(
+                f"Unknown {self.kind} '{name}'.{hint} Available: {', '.join(self.names())}."
+            )
+        module_name, attribute = self._entries[name].split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+METHODS = Registry(
+    "method",
+    {
+        "frame": "vidbench.methods.frame:FrameBaseline",
+        "prop-mv": "vidbench.methods.propagation:PropMV",
+        "interp-mv": "vidbench.methods.interpolation:InterpMV",
+    },
+)
+
+DATASETS = Registry(
+    "dataset",
+    {
+        "synthcity": "vidbench.datasets.synthcity.dataset:SynthCity",
+    },
+)
+
+
+def split_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``"interp-mv:fusion=avg"`` -> ``("interp-mv", {"fusion": "avg"})``."""
+    name, *items = spec.strip().split(":")
+    options: dict[str, str] = {}
+    for item in filter(None, items):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RegistryError(f"Bad option '{item}' in '{spec}': expected key=value.")
+        options[key.strip()] = value.strip()
+    return name, options
+
+
+def parse_config(config_cls: type, options: dict[str, str], owner: str) -> Any:
+    """Build the frozen dataclass ``config_cls`` from string options, casting by field type."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    hints = typing.get_type_hints(config_cls)
+    values: dict[str, Any] = {}
+    for key, raw in options.items():
+        if key not in fields:
+            raise RegistryError(
+                f"Unknown option '{key}' for {owner}. Fields: {', '.join(fields) or '(none)'}."
+            )
+        values[key] = _cast(raw, hints[key], f"{owner} option '{key}'")
+    try:
+        return config_cls(**values)
+    except ValueError as error:
+        raise RegistryError(f"Bad options for {owner}: {error}") from error
+
+
+def _cast(raw: str, annotation: Any, what: str) -> Any:
+    if typing.get_origin(annotation) is typing.Literal:
+        allowed = typing.get_args(annotation)
+        if raw not in allowed:
+            raise RegistryError(f"{what} is '{raw}'; allowed: {', '.join(map(str, allowed))}.")
+        return raw
+    try:
+        if annotation is bool:
+            if raw.lower() not in {"true", "false", "1", "0"}:
+                raise ValueError(raw)
+            return raw.lower() in {"true", "1"}
+        return annotation(raw)
+    except (TypeError, ValueError) as error:
+        raise RegistryError(f"{what} is '{raw}', not a valid {annotation.__name__}.") from error

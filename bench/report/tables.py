@@ -1,0 +1,109 @@
+"""Tables as pure functions of stored records (no torch, no model runs).
+
+``runs(records)`` flattens accuracy and speed records into one DataFrame row per
+(scheme, interval); the other functions lay that frame out like the seed's tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+METRICS = (("mIoU (avg.) (%)", "miou_avg"), ("mIoU (min.) (%)", "miou_min"),
+           ("throughput (fps)", "fps"))
+COMPONENTS = ("feature", "motion", "warp", "fusion", "task")
+
+
+def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (dataset fingerprint, scheme, interval); the newest record of each kind wins."""
+    accuracy, speed = {}, {}
+    for r in sorted(records, key=lambda r: r.get("created", 0)):
+        key = (r["dataset"]["fingerprint"], r["label"], r["interval"])
+        if r["kind"] == "accuracy":
+            m = r["metrics"]
+            accuracy[key] = {"miou_avg": m["seg/miou_avg"], "miou_min": m["seg/miou_min"],
+                             "per_offset": {int(k): v for k, v in m["seg/miou_per_offset"].items()},
+                             "scored_frames": r["scored_frames"]}
+        elif r["kind"] == "speed":
+            s, c = r["speed"], r["cost"]
+            speed[key] = {
+                "fps": s["fps"], "fps_noise": s["fps_iqr_over_median"], "validity": s["validity"],
+                "latency_p50_ms": s["latency_ms"]["p50"], "latency_p90_ms": s["latency_ms"]["p90"],
+                "key_p50_ms": s["latency_ms_by_kind"].get("key", {}).get("p50"),
+                "intermediate_p50_ms": s["latency_ms_by_kind"].get("intermediate", {}).get("p50"),
+                "delay_max_frames": s["delay_frames"]["max"], "delay_p50_ms": s["delay_ms"]["p50"],
+                "gmacs_per_frame": c["gmacs_per_frame"], "params_m": c["params"] / 1e6,
+                "run_id": r["run_id"],
+                **{f"ms_{k}": s["component_ms_per_frame"].get(k, 0.0) for k in COMPONENTS},
+                **{f"intermediate_ms_{k}": s["component_ms_by_kind"].get("intermediate", {}).get(k, 0.0)
+                   for k in COMPONENTS},
+            }
+    rows = [{"dataset": k[0], "scheme": k[1], "interval": k[2], **accuracy.get(k, {}), **speed.get(k, {})}
+            for k in sorted(set(accuracy) | set(speed), key=lambda k: (k[0], k[1], k[2]))]
+    return pd.DataFrame(rows)
+
+
+def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``speedup``: fps over the frame baseline's fps measured in the same run."""
+    df = df.copy()
+    base = df[df.scheme == "frame"].set_index("run_id")["fps"] if "run_id" in df else pd.Series()
+    df["speedup"] = [row.fps / base[row.run_id] if row.run_id in base.index else float("nan")
+                     for row in df.itertuples()]
+    return df
+
+
+def seed_table(df: pd.DataFrame, schemes: list[str] | None = None) -> pd.DataFrame:
+    """Seed 000 Table 1 layout: rows (metric, scheme), columns keyframe intervals."""
+    schemes = schemes or sorted(df.scheme.unique(), key=_scheme_order)
+    blocks = []
+    for title, column in METRICS:
+        if column not in df:
+            continue
+        wide = df.pivot_table(index="scheme", columns="interval", values=column, aggfunc="last")
+        wide = wide.reindex([s for s in schemes if s in wide.index])
+        wide.index = pd.MultiIndex.from_product([[title], wide.index], names=["metric", "scheme"])
+        blocks.append(wide)
+    return pd.concat(blocks) if blocks else pd.DataFrame()
+
+
+def paper_table(reference_csv: Path, dataset: str = "cityscapes") -> pd.DataFrame:
+    """The seed's own Table 1 from results/reference, in the same layout."""
+    ref = pd.read_csv(reference_csv)
+    ref = ref[ref.dataset == dataset].rename(columns={"method": "scheme", "keyframe_interval": "interval"})
+    df = ref.pivot_table(index=["scheme", "interval"], columns="metric", values="value").reset_index()
+    return seed_table(df, ["prop-flow", "prop-mv", "interp-mv"])
+
+
+def breakdown_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per scheme and interval: ms per frame by component, latency by frame type, delay."""
+    columns = [f"ms_{c}" for c in COMPONENTS] + [
+        "latency_p50_ms", "key_p50_ms", "intermediate_p50_ms", "delay_max_frames",
+        "delay_p50_ms", "gmacs_per_frame", "params_m", "fps", "speedup", "validity"]
+    present = [c for c in columns if c in df]
+    return df.set_index(["scheme", "interval"])[present].sort_index(
+        key=lambda idx: idx.map(_scheme_order) if idx.name == "scheme" else idx)
+
+
+def to_markdown(df: pd.DataFrame, digits: int = 1) -> str:
+    """A GitHub markdown table (no extra dependency); index levels become leading columns."""
+    flat = df.reset_index()
+    header = [str(c) for c in flat.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in flat.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v, digits) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any, digits: int) -> str:
+    if isinstance(value, float):
+        return "" if pd.isna(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _scheme_order(name: str) -> tuple[int, str]:
+    base = name.split(":")[0]
+    order = ["frame", "prop-flow", "prop-mv", "interp-mv"]
+    return (order.index(base) if base in order else len(order), name)

@@ -1,0 +1,74 @@
+"""Speed statistics from raw stream samples (measurement.md rules 2, 4 and 6).
+
+fps per round = frames / summed step latency; the record's fps is the median over rounds,
+with the IQR over rounds as its noise. Latency percentiles come from the raw per-frame
+samples, overall and per frame type (key: the feature network ran; intermediate: it did not).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+MIN_SAMPLES = 64
+MIN_DURATION_S = 1.0
+WARN_IQR = 0.10
+INVALID_IQR = 0.25
+
+
+def _percentiles(values_ms: list[float]) -> dict[str, float]:
+    if not values_ms:
+        return {}
+    p50, p90, p99 = np.percentile(values_ms, [50, 90, 99])
+    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "count": len(values_ms)}
+
+
+def summarise_speed(rounds: list[list[dict[str, list]]]) -> dict[str, Any]:
+    """Summary of ``rounds[r][video]`` stream results, with validity and its reasons."""
+    streams = [s for one_round in rounds for s in one_round]
+    latency_ms = [x * 1e3 for s in streams for x in s["latency_s"]]
+    kinds = [k for s in streams for k in s["kind"]]
+    fps_rounds = [sum(len(s["latency_s"]) for s in r) / sum(sum(s["latency_s"]) for s in r)
+                  for r in rounds]
+    fps = float(np.median(fps_rounds))
+    q1, q3 = np.percentile(fps_rounds, [25, 75])
+    noise = float((q3 - q1) / fps)
+    frames = len(latency_ms)
+    components: dict[str, float] = {}
+    by_kind: dict[str, dict[str, float]] = {}
+    steps = [step for s in streams for step in s["components_s"]]
+    for step, kind in zip(steps, kinds):
+        for name, seconds in step.items():
+            components[name] = components.get(name, 0.0) + seconds * 1e3
+            by_kind.setdefault(kind, {})[name] = by_kind.get(kind, {}).get(name, 0.0) + seconds * 1e3
+    reasons, warnings = [], []
+    if frames < MIN_SAMPLES:
+        reasons.append(f"{frames} samples < {MIN_SAMPLES}")
+    if sum(latency_ms) / 1e3 < MIN_DURATION_S:
+        reasons.append(f"timed {sum(latency_ms) / 1e3:.2f} s < {MIN_DURATION_S} s")
+    if noise > INVALID_IQR:
+        reasons.append(f"fps IQR/median {noise:.0%} > {INVALID_IQR:.0%}")
+    elif noise > WARN_IQR:
+        warnings.append(f"fps IQR/median {noise:.0%} > {WARN_IQR:.0%}")
+    delay_frames = [d for s in streams for d in s["delay_frames"]]
+    delay_ms = [d * 1e3 for s in streams for d in s["delay_s"]]
+    return {
+        "fps": fps,
+        "fps_rounds": fps_rounds,
+        "fps_iqr_over_median": noise,
+        "frames_timed": frames,
+        "latency_ms": _percentiles(latency_ms),
+        "latency_ms_by_kind": {kind: _percentiles([x for x, k in zip(latency_ms, kinds) if k == kind])
+                               for kind in sorted(set(kinds))},
+        "key_fraction": kinds.count("key") / frames,
+        "component_ms_per_frame": {k: v / frames for k, v in sorted(components.items())},
+        "component_ms_by_kind": {kind: {k: v / kinds.count(kind) for k, v in sorted(c.items())}
+                                 for kind, c in sorted(by_kind.items())},
+        "delay_frames": {"mean": float(np.mean(delay_frames)), "max": int(max(delay_frames))},
+        "delay_ms": _percentiles(delay_ms),
+        "raw_latency_ms": [round(x, 4) for x in latency_ms],
+        "validity": "INVALID" if reasons else "VALID",
+        "reasons": reasons,
+        "warnings": warnings,
+    }

@@ -1,0 +1,1 @@
+"""Video I/O, codec motion vectors, dataset loaders and synthetic worlds."""

@@ -1,0 +1,79 @@
+"""A labelled H.264 video as the harness consumes it: decoded once, frames and codec motion
+fields served per index (the ``VideoSource`` contract of vidbench.api)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidbench.api import Frame, VideoInfo
+from vidbench.datasets.codec import VideoError, decode_with_motion
+from vidbench.datasets.motion import MotionField, rasterise
+
+MOTION_GRID = 8
+
+
+class EncodedVideo:
+    """An H.264 file plus an ``.npz`` of dense labels ``labels`` (T, H, W) uint8.
+
+    Decoding (and the rasterisation of motion vectors, which a decoder hands out for free)
+    happens once, on first use, outside any timed region.
+    """
+
+    def __init__(self, name: str, video_path: Path, labels_path: Path, label_indices: tuple[int, ...],
+                 fps: float) -> None:
+        self.name = name
+        self.video_path = Path(video_path)
+        self.labels_path = Path(labels_path)
+        self.label_indices = label_indices
+        self._fps = fps
+
+    @cached_property
+    def _decoded(self) -> tuple[np.ndarray, list[MotionField]]:
+        decoded = decode_with_motion(self.video_path)
+        height, width = decoded.frames.shape[1:3]
+        fields = [rasterise(records, height, width, grid=MOTION_GRID) for records in decoded.motion]
+        return decoded.frames, fields
+
+    @cached_property
+    def _labels(self) -> np.ndarray:
+        try:
+            with np.load(self.labels_path) as data:
+                labels = data["labels"]
+        except (OSError, KeyError, ValueError) as error:
+            raise VideoError(f"{self.labels_path}: cannot read labels ({error}).") from error
+        frames = self._decoded[0]
+        if labels.shape != frames.shape[:3]:
+            raise VideoError(
+                f"{self.labels_path}: labels have shape {labels.shape} but {self.video_path} "
+                f"decodes to {frames.shape[:3]} (frames, height, width).")
+        return labels
+
+    @property
+    def info(self) -> VideoInfo:
+        frames = self._decoded[0]
+        return VideoInfo(self.name, frames.shape[1], frames.shape[2], frames.shape[0], self._fps)
+
+    def frame(self, index: int, is_key: bool = False) -> Frame:
+        frames, fields = self._decoded
+        field = fields[index]
+        has_motion = bool(field.valid.any())
+        return Frame(
+            index=index,
+            image=torch.from_numpy(frames[index]).permute(2, 0, 1).float().div_(255),
+            motion=torch.from_numpy(field.vectors) if has_motion else None,
+            motion_valid=torch.from_numpy(field.valid) if has_motion else None,
+            motion_grid=field.grid,
+            is_key=is_key,
+        )
+
+    def label(self, index: int) -> np.ndarray:
+        return self._labels[index]
+
+    def release(self) -> None:
+        """Drop decoded frames and labels (they are decoded again on next use)."""
+        self.__dict__.pop("_decoded", None)
+        self.__dict__.pop("_labels", None)

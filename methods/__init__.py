@@ -1,0 +1,1 @@
+"""Methods: one module per family, each behind the adapter of vidbench.api."""

@@ -1,0 +1,36 @@
+"""Shared fixtures: a tiny synthcity (rendered and H.264-encoded by the test session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidbench.datasets.synthcity.dataset import SynthCity, SynthCityConfig
+from vidbench.workspace import HarnessWorkspace
+
+TINY = SynthCityConfig(train_videos=2, val_videos=4, height=64, width=128, frames=12,
+                       labelled_index=7, seed=3)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads() -> None:
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> SynthCity:
+    dataset = SynthCity(TINY, tmp_path_factory.mktemp("data"))
+    dataset.prepare()
+    return dataset
+
+
+@pytest.fixture(scope="session")
+def tiny_workspace(tiny_dataset: SynthCity, tmp_path_factory: pytest.TempPathFactory) -> HarnessWorkspace:
+    return HarnessWorkspace(tiny_dataset, tmp_path_factory.mktemp("checkpoints"), seed=0)
+
+
+@pytest.fixture()
+def data_root(tiny_dataset: SynthCity) -> Path:
+    return tiny_dataset.root.parent.parent

@@ -1,0 +1,86 @@
+"""End to end on the tiny synthcity: records, resume, reports, CLI errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vidbench import runner as runner_module
+from vidbench.cli import main
+from vidbench.report import render
+from vidbench.runner import RunSettings, Runner
+from vidbench.store import Store
+from tests.conftest import TINY
+
+METHODS = ["frame:train_steps=3", "prop-mv:train_steps=3", "interp-mv:train_steps=3:fusion=avg"]
+OPTIONS = {k: str(v) for k, v in vars(TINY).items()}
+
+
+def settings(root: Path, tmp: Path) -> RunSettings:
+    return RunSettings(intervals=(1, 2, 3), speed_videos=1, speed_rounds=2, data_root=root,
+                       checkpoint_dir=tmp / "ckpt")
+
+
+def test_compare_writes_records_resumes_and_reports(data_root: Path, tmp_path: Path, monkeypatch) -> None:
+    store = Store(tmp_path / "records.jsonl")
+    calls, interrupts = [], [3]
+    real = runner_module.accuracy_pass
+
+    def interrupted(prepared, dataset, videos, interval):
+        calls.append((prepared.label, interval))
+        if interrupts and len(calls) == interrupts[0]:
+            interrupts.clear()
+            raise KeyboardInterrupt
+        return real(prepared, dataset, videos, interval)
+
+    monkeypatch.setattr(runner_module, "accuracy_pass", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(store, settings(data_root, tmp_path)).compare(METHODS, "synthcity", OPTIONS)
+    assert len(store.records()) == 2
+
+    calls.clear()
+    records = Runner(store, settings(data_root, tmp_path)).compare(METHODS, "synthcity", OPTIONS)
+    assert len(calls) == 5  # 1 frame + 3 prop-mv + 3 interp-mv accuracy runs, 2 already stored
+    kinds = sorted((r["kind"], r["label"], r["interval"]) for r in store.records())
+    assert len(kinds) == 14 and kinds.count(("speed", "frame:train_steps=3", 1)) == 1
+    speed = [r for r in records if r["kind"] == "speed"]
+    assert all(r["spot_check"]["pixel_agreement"] == 1.0 for r in speed)
+    assert all(r["cost"]["gmacs_per_frame"] > 0 and r["cost"]["params"] > 0 for r in speed)
+    interp = next(r for r in speed if r["label"].startswith("interp") and r["interval"] == 3)
+    assert interp["speed"]["delay_frames"]["max"] == 2
+    prop = next(r for r in speed if r["label"].startswith("prop") and r["interval"] == 3)
+    assert prop["speed"]["delay_frames"]["max"] == 0
+    frame = next(r for r in speed if r["label"].startswith("frame"))
+    assert prop["cost"]["gmacs_per_frame"] < 0.5 * frame["cost"]["gmacs_per_frame"]
+
+    calls.clear()
+    Runner(store, settings(data_root, tmp_path)).compare(METHODS, "synthcity", OPTIONS)
+    assert calls == [] and len(store.records()) == 14
+
+    written = render(store.records(), tmp_path / "reports")
+    table = written["table_md"].read_text()
+    assert "mIoU (avg.) (%)" in table and "interp-mv:train_steps=3:fusion=avg" in table
+    for key in ("curve_avg", "curve_min", "per_offset", "breakdown"):
+        assert written[key].stat().st_size > 1000
+
+
+def test_cli_errors_are_one_clear_line(capsys) -> None:
+    assert main(["compare", "--methods", "frame,prop_mv"]) == 2
+    assert "Unknown method 'prop_mv'. Did you mean: prop-mv?" in capsys.readouterr().err
+    assert main(["compare", "--methods", "frame", "--dataset", "cityscape"]) == 2
+    assert "Unknown dataset 'cityscape'" in capsys.readouterr().err
+    assert main(["compare", "--methods", "frame", "--intervals", "0-3"]) == 2
+    assert "--intervals" in capsys.readouterr().err
+    assert main(["compare", "--methods", "interp-mv:fusion=sum"]) == 2
+    assert "allowed: conv, avg, max" in capsys.readouterr().err
+    assert main(["report", "--results", "/nonexistent/x.jsonl"]) == 2
+    assert "No results at /nonexistent/x.jsonl" in capsys.readouterr().err
+
+
+def test_list_names_methods_datasets_and_options(capsys) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("frame", "prop-mv", "interp-mv", "synthcity", "fusion=conv"):
+        assert name in out

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from vidbench.registry import METHODS, Registry, RegistryError, parse_config, split_spec
+from vidbench.store import Store, StoreError, record_id
+
+
+def test_store_appends_and_survives_a_torn_last_line(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.jsonl")
+    store.append({"record_id": "a", "x": 1})
+    store.append({"record_id": "b", "x": 2})
+    with store.path.open("a") as handle:
+        handle.write('{"record_id": "c", "x"')  # interrupted mid-write
+    assert [r["record_id"] for r in store.records()] == ["a", "b"]
+    store.append({"record_id": "a", "x": 3})
+    assert {r["record_id"]: r["x"] for r in store.records()} == {"a": 3, "b": 2}
+
+
+def test_store_names_file_and_line_of_a_corrupt_record(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"record_id": "a"}\nnot json\n{"record_id": "b"}\n')
+    with pytest.raises(StoreError, match=r"r\.jsonl:2"):
+        Store(path).records()
+
+
+def test_record_id_is_stable_and_order_free() -> None:
+    assert record_id({"a": 1, "b": [1, 2]}) == record_id({"b": [1, 2], "a": 1})
+    assert record_id({"a": 1}) != record_id({"a": 2})
+
+
+def test_unknown_names_get_suggestions() -> None:
+    with pytest.raises(RegistryError, match="Did you mean: prop-mv"):
+        METHODS.get("prop_mv")
+    registry = Registry("thing", {"x": "os:path"})
+    with pytest.raises(RegistryError, match="already registered"):
+        registry.register("x", "os:sep")
+
+
+@dataclass(frozen=True)
+class Options:
+    steps: int = 3
+    rate: float = 0.5
+    fusion: Literal["avg", "max"] = "avg"
+    flag: bool = False
+
+
+def test_options_are_cast_by_field_type_and_checked() -> None:
+    name, options = split_spec("m:steps=7:fusion=max:flag=true:rate=0.25")
+    assert name == "m"
+    assert parse_config(Options, options, "m") == Options(7, 0.25, "max", True)
+    with pytest.raises(RegistryError, match="Fields: steps, rate, fusion, flag"):
+        parse_config(Options, {"nope": "1"}, "m")
+    with pytest.raises(RegistryError, match="allowed: avg, max"):
+        parse_config(Options, {"fusion": "sum"}, "m")
+    with pytest.raises(RegistryError, match="not a valid int"):
+        parse_config(Options, {"steps": "many"}, "m")
+    with pytest.raises(RegistryError, match="key=value"):
+        split_spec("m:steps")
