@@ -68,7 +68,7 @@ def test_compare_writes_records_resumes_and_reports(data_root: Path, tmp_path: P
 
 def test_cli_errors_are_one_clear_line(capsys) -> None:
     assert main(["compare", "--methods", "frame,prop_mv"]) == 2
-    assert "Unknown method 'prop_mv'. Did you mean: prop-mv?" in capsys.readouterr().err
+    assert "Unknown method 'prop_mv'. Did you mean: prop-mv" in capsys.readouterr().err
     assert main(["compare", "--methods", "frame", "--dataset", "cityscape"]) == 2
     assert "Unknown dataset 'cityscape'" in capsys.readouterr().err
     assert main(["compare", "--methods", "frame", "--intervals", "0-3"]) == 2
