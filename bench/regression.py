@@ -23,7 +23,7 @@ CI_DATASET = {"train_videos": "12", "val_videos": "12", "height": "96", "width":
 CI_METHODS = ["frame:train_steps=200", "prop-mv:train_steps=200",
               "interp-mv:train_steps=200:fusion_steps=60"]
 CI_INTERVALS = (1, 3, 6)
-CI_SPEED = {"speed_videos": 2, "speed_rounds": 5}
+CI_SPEED = {"speed_videos": 4, "speed_rounds": 5}
 MIOU_AVG_MARGIN = 2.0
 MIOU_MIN_MARGIN = 4.0
 MIN_SPEED_TOLERANCE = 0.10
@@ -92,8 +92,8 @@ def compare_to_baseline(baseline: list[dict[str, Any]], measured: list[dict[str,
 
 
 def format_checks(checks: list[Check]) -> str:
-    lines = [f"{'check':<52} {'baseline':>10} {'measured':>10} {'allowed':>8}  status"]
-    lines += [f"{c.name:<52} {c.baseline:>10.4g} {c.measured:>10.4g} {c.allowed:>8}  {c.status}"
+    lines = [f"{'check':<60} {'baseline':>10} {'measured':>10} {'allowed':>8}  status"]
+    lines += [f"{c.name:<60} {c.baseline:>10.4g} {c.measured:>10.4g} {c.allowed:>8}  {c.status}"
               for c in checks]
     return "\n".join(lines)
 

@@ -30,7 +30,7 @@ class SynthCityConfig:
     """Size of the world; the defaults keep ``make demo`` inside its time budget."""
 
     train_videos: int = 48
-    val_videos: int = 40
+    val_videos: int = 100
     height: int = 128
     width: int = 256
     frames: int = 30
