@@ -1,4 +1,4 @@
-"""``bench``: a thin parser over the library (list, compare, report, regress)."""
+"""``bench``: a thin parser over the library (list, compare, report, motion, regress)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,31 @@ def _report(store, reports: Path) -> int:
     return 0
 
 
+def cmd_motion(args: argparse.Namespace) -> int:
+    from vidbench.datasets.real_footage import real_clips
+    from vidbench.motion_bench import MotionSettings, run_motion_benchmark
+    from vidbench.report.motion import render_motion
+    from vidbench.runner import RunSettings, build_dataset, prepare_method
+    from vidbench.store import Store
+
+    name, options = split_spec(args.dataset)
+    parse_config(DATASETS.get(name).Config, options, f"dataset '{name}'")
+    sources = tuple(s for s in args.sources.split(",") if s)
+    settings = MotionSettings(sources=sources, synth_videos=args.synth_videos,
+                              real_frames=args.real_frames, raft_weights=args.raft_weights or "")
+    run = RunSettings(data_root=Path(args.data_root), checkpoint_dir=Path(args.checkpoints))
+    dataset = build_dataset(name, options, run.data_root)
+    store = Store(Path(args.results))
+    run_motion_benchmark(
+        settings, store, dataset,
+        flownet=lambda: prepare_method("prop-flow", dataset, run).method.source,
+        clips=lambda: real_clips(run.data_root / "real_footage", max_frames=settings.real_frames),
+        work=run.data_root / "encoding")
+    written = render_motion(store.records(), Path(args.reports))
+    print(f"table: {written['md']}\nplot:  {written['png']}")
+    return 0
+
+
 def cmd_regress(args: argparse.Namespace) -> int:
     from vidbench.regression import run_regression
 
@@ -111,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--results")
     report.add_argument("--reports")
     report.set_defaults(func=cmd_report)
+
+    motion = sub.add_parser("motion", help="motion sources: EPE, warp PSNR on real footage, cost")
+    motion.add_argument("--sources", default="mv,flownet,dis,raft", help="motion sources to measure")
+    motion.add_argument("--dataset", default="synthcity")
+    motion.add_argument("--synth-videos", type=int, default=6, help="val videos for EPE")
+    motion.add_argument("--real-frames", type=int, default=30, help="frames per real clip")
+    motion.add_argument("--raft-weights", help="local torchvision RAFT weights (else random init)")
+    motion.add_argument("--data-root", default="data")
+    motion.add_argument("--checkpoints", default="checkpoints")
+    motion.add_argument("--results", default="results/runs/motion.jsonl")
+    motion.add_argument("--reports", default="reports/motion")
+    motion.set_defaults(func=cmd_motion)
 
     regress = sub.add_parser("regress", help="CI gate: small synthcity run vs committed baseline")
     regress.add_argument("--baseline", default="results/ci/baseline.jsonl")

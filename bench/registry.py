@@ -48,7 +48,9 @@ METHODS = Registry(
     "method",
     {
         "frame": "vidbench.methods.frame:FrameBaseline",
+        "prop": "vidbench.methods.propagation:Propagation",
         "prop-mv": "vidbench.methods.propagation:PropMV",
+        "prop-flow": "vidbench.methods.propagation:PropFlow",
         "interp-mv": "vidbench.methods.interpolation:InterpMV",
     },
 )

@@ -3,6 +3,7 @@ fields served per index (the ``VideoSource`` contract of vidbench.api)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
@@ -10,10 +11,31 @@ import numpy as np
 import torch
 
 from vidbench.api import Frame, VideoInfo
-from vidbench.datasets.codec import VideoError, decode_with_motion
+from vidbench.datasets.codec import DecodedVideo, VideoError, decode_with_motion
 from vidbench.datasets.motion import MotionField, rasterise
 
 MOTION_GRID = 8
+
+
+def make_frame(frames: np.ndarray, fields: list[MotionField], index: int, is_key: bool = False) -> Frame:
+    """The harness's ``Frame`` for decoded RGB ``frames`` (T,H,W,3) and their motion fields."""
+    field = fields[index]
+    has_motion = bool(field.valid.any())
+    return Frame(
+        index=index,
+        image=torch.from_numpy(frames[index]).permute(2, 0, 1).float().div_(255),
+        motion=torch.from_numpy(field.vectors) if has_motion else None,
+        motion_valid=torch.from_numpy(field.valid) if has_motion else None,
+        motion_grid=field.grid,
+        is_key=is_key,
+    )
+
+
+def decoded_frames(decoded: DecodedVideo) -> list[Frame]:
+    """Every frame of a decoded video, its codec vectors rasterised on the standard grid."""
+    height, width = decoded.frames.shape[1:3]
+    fields = [rasterise(records, height, width, grid=MOTION_GRID) for records in decoded.motion]
+    return [make_frame(decoded.frames, fields, i) for i in range(len(fields))]
 
 
 class EncodedVideo:
@@ -24,8 +46,10 @@ class EncodedVideo:
     """
 
     def __init__(self, name: str, video_path: Path, labels_path: Path, label_indices: tuple[int, ...],
-                 fps: float) -> None:
+                 fps: float, flow_truth: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
+                 ) -> None:
         self.name = name
+        self._flow_truth = flow_truth
         self.video_path = Path(video_path)
         self.labels_path = Path(labels_path)
         self.label_indices = label_indices
@@ -59,19 +83,17 @@ class EncodedVideo:
 
     def frame(self, index: int, is_key: bool = False) -> Frame:
         frames, fields = self._decoded
-        field = fields[index]
-        has_motion = bool(field.valid.any())
-        return Frame(
-            index=index,
-            image=torch.from_numpy(frames[index]).permute(2, 0, 1).float().div_(255),
-            motion=torch.from_numpy(field.vectors) if has_motion else None,
-            motion_valid=torch.from_numpy(field.valid) if has_motion else None,
-            motion_grid=field.grid,
-            is_key=is_key,
-        )
+        return make_frame(frames, fields, index, is_key)
 
     def label(self, index: int) -> np.ndarray:
         return self._labels[index]
+
+    def backward_flow(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ground-truth motion where the dataset has it: (T-1, 2, H, W) float32 pixels, entry t
+        at frame t+1's pixels pointing to frame t (codec convention), and (T-1, H, W) validity."""
+        if self._flow_truth is None:
+            raise ValueError(f"{self.video_path}: this dataset has no ground-truth flow.")
+        return self._flow_truth()
 
     def release(self) -> None:
         """Drop decoded frames and labels (they are decoded again on next use)."""

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from vidbench.api import Frame, Method, SegmentationPrediction, VideoInfo, VideoSource, Workspace
 from vidbench.methods.deeplab import OUTPUT_STRIDE, NetConfig, SegmentationNetwork
+from vidbench.methods.motion_sources import regrid
 from vidbench.methods.warp import warp
 
 IGNORE_INDEX = 255
@@ -78,19 +79,14 @@ def trained_network(workspace: Workspace, net_config: NetConfig, train: TrainCon
     return net.eval()
 
 
-def motion_on_feature_grid(frame: Frame, feature_hw: tuple[int, int]) -> torch.Tensor:
-    """(2, h, w) displacement in pixels on the feature grid: valid block vectors averaged per
-    feature cell. Cells with no valid vector (intra blocks, I-frames) get zero displacement,
-    i.e. the feature is carried over in place."""
+def motion_on_feature_grid(frame: Frame) -> torch.Tensor:
+    """(2, h, w) codec displacement in pixels on the stride-16 feature grid: valid block
+    vectors averaged per cell. Cells with no valid vector (intra blocks, I-frames) get zero
+    displacement, i.e. the feature is carried over in place."""
+    hw = (frame.image.shape[-2], frame.image.shape[-1])
     if frame.motion is None or frame.motion_valid is None:
-        return torch.zeros(2, *feature_hw)
-    factor = OUTPUT_STRIDE // frame.motion_grid
-    valid = frame.motion_valid.to(frame.motion.dtype)[None]
-    if factor <= 1:
-        return frame.motion * valid
-    total = F.avg_pool2d((frame.motion * valid)[None], factor, ceil_mode=True)[0]
-    count = F.avg_pool2d(valid[None], factor, ceil_mode=True)[0]
-    return total / count.clamp_min(1e-6) * (count > 0)
+        return torch.zeros(2, -(-hw[0] // OUTPUT_STRIDE), -(-hw[1] // OUTPUT_STRIDE))
+    return regrid(frame.motion, frame.motion_valid, frame.motion_grid, OUTPUT_STRIDE, hw)[0]
 
 
 def propagate(features: torch.Tensor, displacements: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -146,6 +142,6 @@ class SegmentationMethod(Method):
             scores = self.net.task(features, self.size)[0]
         return SegmentationPrediction(index, scores, {"key": key})
 
-    def motion(self, frame: Frame, features: torch.Tensor) -> torch.Tensor:
+    def motion(self, frame: Frame) -> torch.Tensor:
         with self.meter("motion"):
-            return motion_on_feature_grid(frame, (features.shape[-2], features.shape[-1]))
+            return motion_on_feature_grid(frame)

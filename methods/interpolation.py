@@ -109,8 +109,7 @@ def train_conv_fusion(
             with torch.no_grad():
                 frames = [video.frame(index) for index in range(key, key + n + 1)]
                 features = net.features(torch.stack([frames[0].image, frames[n].image]))
-                hw = (features.shape[-2], features.shape[-1])
-                motion = [motion_on_feature_grid(frame, hw) for frame in frames]
+                motion = [motion_on_feature_grid(frame) for frame in frames]
                 forward, backward = interpolate_features(
                     features[:1], features[1:], motion[1:n], motion[n:1:-1])
             alpha = (n - p) / n
@@ -161,10 +160,10 @@ class InterpMV(SegmentationMethod):
 
     def step(self, frame: Frame) -> list[SegmentationPrediction]:
         if self.key_features is not None and not frame.is_key:
-            self.pending.append((frame.index, self.motion(frame, self.key_features)))
+            self.pending.append((frame.index, self.motion(frame)))
             return []
         features = self.features(frame)
-        emitted = self._interpolate(features, self.motion(frame, features)) if self.pending else []
+        emitted = self._interpolate(features, self.motion(frame)) if self.pending else []
         self.key_features, self.pending = features, []
         return emitted + [self.segment(frame.index, features, key=True)]
 

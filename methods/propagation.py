@@ -1,38 +1,120 @@
-"""prop-mv: feature propagation with block motion vectors (seed 000, sec. 3.3, Algorithm 1).
+"""Feature propagation with any motion source: prop-mv (seed 000, sec. 3.3, Algorithm 1) and
+prop-flow (Deep Feature Flow, the seed's [39]) are one method with two presets.
 
-Keyframes run the feature network; every other frame warps the previous frame's features one
-frame forward with its own codec motion field (incrementally, as the authors' research code
-does), then runs the task network.
+Keyframes run the feature network; other frames get warped features and run the task network.
+``reference=previous`` warps the previous frame's (already propagated) features with that
+frame's motion, step by step, as Algorithm 1 and the authors' research code do; the codec's
+vectors only allow this. ``reference=key`` warps the key's features directly with motion
+estimated between the current frame and the key, times the source's scale field, as DFF does.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Literal
+
 import torch
 
-from vidbench.api import Frame, SegmentationPrediction, VideoInfo
-from vidbench.methods.feature_reuse import SegmentationConfig, SegmentationMethod
+from vidbench.api import Frame, SegmentationPrediction, VideoInfo, Workspace
 from vidbench.methods.deeplab import OUTPUT_STRIDE
+from vidbench.methods.feature_reuse import SegmentationConfig, SegmentationMethod
+from vidbench.methods.flownet import FlowTrainConfig, load_flownet, train_flownet, FlowNetMotion
+from vidbench.methods.motion_sources import MotionSource, build_source
 from vidbench.methods.warp import warp
 
+Source = Literal["mv", "flownet", "dis", "raft"]
 
-class PropMV(SegmentationMethod):
-    """Algorithm 1: f_i = N_feat(I_i) on keyframes, else warp(f_{i-1}, motion of frame i)."""
 
-    name = "prop-mv"
+@dataclass(frozen=True)
+class PropConfig(SegmentationConfig):
+    """Motion source, what it is measured against, and the flow sources' settings."""
+
+    motion: Source = "mv"
+    reference: Literal["previous", "key"] = "previous"
+    flownet_weights: str = ""
+    flownet_pretrain_steps: int = 600
+    flownet_finetune_steps: int = 300
+    raft_weights: str = ""
+    dis_preset: Literal["ultrafast", "fast", "medium"] = "fast"
+
+
+@dataclass(frozen=True)
+class PropFlowConfig(PropConfig):
+    """DFF's preset: the trained flow network, warping from the key."""
+
+    motion: Source = "flownet"
+    reference: Literal["previous", "key"] = "key"
+
+
+class Propagation(SegmentationMethod):
+    """Algorithm 1 with a pluggable motion source."""
+
+    name = "prop"
     components = ("feature", "motion", "warp", "task")
-    Config = SegmentationConfig
+    Config = PropConfig
+
+    def __init__(self, config: PropConfig, workspace: Workspace) -> None:
+        super().__init__(config, workspace)
+        self.source = self._build_source(config, workspace)
+        if config.reference == "key" and not self.source.pairwise:
+            raise ValueError(
+                f"Motion source '{config.motion}' relates a frame to its predecessor only; "
+                "use reference=previous.")
+
+    def _build_source(self, config: PropConfig, workspace: Workspace) -> MotionSource:
+        if config.motion == "flownet":
+            if config.flownet_weights:
+                return FlowNetMotion(load_flownet(config.flownet_weights))
+            train = FlowTrainConfig(pretrain_steps=config.flownet_pretrain_steps,
+                                    finetune_steps=config.flownet_finetune_steps)
+            key = {"net": self.net.config.to_dict(), "train_steps": config.train_steps,
+                   "flow": asdict(train), "seed": workspace.seed}
+            net = self.net
+            path = workspace.checkpoint(
+                "flownet", key,
+                lambda out: train_flownet(workspace.train_videos(), net, train, workspace.seed, out))
+            return FlowNetMotion(load_flownet(path))
+        if config.motion == "raft":
+            return build_source("raft", weights=config.raft_weights or None)
+        if config.motion == "dis":
+            return build_source("dis", preset=config.dis_preset)
+        return build_source(config.motion)
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {**super().modules(), **self.source.modules()}
 
     def start(self, video: VideoInfo) -> None:
         super().start(video)
         self.cached: torch.Tensor | None = None
+        self.key: tuple[Frame, torch.Tensor] | None = None
+        self.previous: Frame | None = None
 
     def step(self, frame: Frame) -> list[SegmentationPrediction]:
-        key = frame.is_key or self.cached is None
-        if key:
+        is_key = frame.is_key or self.key is None
+        if is_key:
             features = self.features(frame)
+            self.key = (frame, features)
         else:
-            displacement = self.motion(frame, self.cached)
+            reference, base = ((self.previous, self.cached) if self.config.reference == "previous"
+                               else self.key)
+            with self.meter("motion"):
+                motion = self.source.estimate(frame, reference, OUTPUT_STRIDE)
             with self.meter("warp"):
-                features = warp(self.cached, displacement, OUTPUT_STRIDE)
-        self.cached = features
-        return [self.segment(frame.index, features, key)]
+                features = warp(base, motion.displacement, OUTPUT_STRIDE)
+                if motion.scale is not None:
+                    features = features * motion.scale
+        self.cached, self.previous = features, frame
+        return [self.segment(frame.index, features, is_key)]
+
+
+class PropMV(Propagation):
+    """prop-mv: codec block motion vectors, warped frame to frame (seed 000, Algorithm 1)."""
+
+    name = "prop-mv"
+
+
+class PropFlow(Propagation):
+    """prop-flow: Deep Feature Flow, flow network from the key times its scale field."""
+
+    name = "prop-flow"
+    Config = PropFlowConfig

@@ -263,3 +263,22 @@ def test_resample_up_and_down() -> None:
     # a stride whose cells run past the frame: the outside cell is invalid
     _, padded_valid = resample(field, (2, 3), stride=16)
     np.testing.assert_array_equal(padded_valid, [[1, 1, 0], [0, 0, 0]])
+
+
+def test_mid_stream_i_frame(tmp_path: Path) -> None:
+    from vidbench.datasets.video import EncodedVideo
+    from vidbench.methods.motion_sources import CodecMotion
+
+    path = tmp_path / "keyint.mp4"
+    encode_with(path, pan(64, 96, 14), "libx264",
+                {"x264-params": "bframes=0:ref=1:keyint=10:min-keyint=10:scenecut=0"})
+    decoded = decode_with_motion(path)
+    assert decoded.pict_types == ["I"] + ["P"] * 9 + ["I"] + ["P"] * 3
+    video = EncodedVideo("keyint", path, path.with_suffix(".npz"), (), fps=17)  # no labels read
+    key, after = video.frame(10), video.frame(11)
+    assert key.motion is None and key.motion_valid is None
+    assert after.motion is not None and after.motion_valid is not None
+    assert after.motion_valid.float().mean() > 0.6
+    motion = CodecMotion().estimate(key, video.frame(9), 16)
+    assert motion.displacement.shape == (2, 4, 6) and not motion.displacement.any()
+    assert motion.valid is not None and motion.valid.shape == (4, 6) and not motion.valid.any()

@@ -46,8 +46,7 @@ def test_codec_motion_predicts_the_labelled_frame_on_the_feature_grid(tiny_datas
         frames = [video.frame(i) for i in range(4, 8)]
         key = F.avg_pool2d(frames[0].image[None], 16)
         true = F.avg_pool2d(frames[-1].image[None], 16)
-        hw = (key.shape[-2], key.shape[-1])
-        warped = propagate(key, [motion_on_feature_grid(f, hw) for f in frames[1:]])[-1]
+        warped = propagate(key, [motion_on_feature_grid(f) for f in frames[1:]])[-1]
         warped_error += float((warped - true).abs().mean())
         copy_error += float((key - true).abs().mean())
     assert warped_error < 0.95 * copy_error

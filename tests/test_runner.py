@@ -84,3 +84,22 @@ def test_list_names_methods_datasets_and_options(capsys) -> None:
     out = capsys.readouterr().out
     for name in ("frame", "prop-mv", "interp-mv", "synthcity", "fusion=conv"):
         assert name in out
+
+
+def test_fig2_breakdown_compares_intermediate_frames() -> None:
+    import pandas as pd
+
+    from vidbench.report.tables import intermediate_breakdown
+
+    df = pd.DataFrame([
+        {"scheme": "prop-flow", "interval": 5, "intermediate_ms_motion": 6.0,
+         "intermediate_ms_warp": 1.0, "intermediate_ms_task": 3.0},
+        {"scheme": "prop-mv", "interval": 5, "intermediate_ms_motion": 0.5,
+         "intermediate_ms_warp": 1.0, "intermediate_ms_task": 3.0},
+        {"scheme": "prop-mv", "interval": 1, "intermediate_ms_motion": 0.0,
+         "intermediate_ms_warp": 0.0, "intermediate_ms_task": 0.0},
+    ])
+    table = intermediate_breakdown(df)
+    assert list(table.scheme) == ["prop-flow", "prop-mv"]
+    assert table.total_ms.tolist() == [10.0, 4.5]
+    assert table.vs_prop_flow.tolist() == [1.0, 0.45]

@@ -1,5 +1,5 @@
-"""synthcity renderer: shapes, determinism, labels, motion, and the ground-truth flow checked
-by warping each next frame back onto the current one."""
+"""synthcity renderer: shapes, determinism, labels, motion, and the ground-truth forward and
+backward flow checked by warping one frame onto the other and by their mutual consistency."""
 
 from __future__ import annotations
 
@@ -33,6 +33,18 @@ def backward_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
+def bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Sample `image` (..., H, W) at the points (x, y), clamped to the image."""
+    h, w = image.shape[-2:]
+    x, y = np.clip(x, 0, w - 1), np.clip(y, 0, h - 1)
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = x - x0, y - y0
+    top = image[..., y0, x0] * (1 - fx) + image[..., y0, x1] * fx
+    bottom = image[..., y1, x0] * (1 - fx) + image[..., y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
 def warp_errors(r: RenderedSnippet, steps) -> tuple[float, float, float]:
     """Mean abs error against frame t of: frame t+1 warped by the flow (valid pixels), frame
     t+1 as is (valid pixels), frame t+1 warped (pixels marked invalid)."""
@@ -54,16 +66,19 @@ def test_shapes_and_dtypes():
     assert r.flow.shape == (5, 2, 72, 136) and r.flow.dtype == np.float32
     assert r.flow_valid.shape == (5, 72, 136) and r.flow_valid.dtype == bool
     assert np.isfinite(r.flow).all()
+    assert r.backward_flow.shape == (5, 2, 72, 136) and r.backward_flow.dtype == np.float32
+    assert r.backward_valid.shape == (5, 72, 136) and r.backward_valid.dtype == bool
+    assert np.isfinite(r.backward_flow).all()
     one = render_snippet(0, 16, 24, 1)
     assert one.frames.shape == (1, 16, 24, 3) and one.flow.shape == (0, 2, 16, 24)
+    assert one.backward_flow.shape == (0, 2, 16, 24) and one.backward_valid.shape == (0, 16, 24)
 
 
 def test_deterministic_in_seed():
     a, b = render_snippet(5, 48, 96, 4), render_snippet(5, 48, 96, 4)
-    for x, y in zip(
-        (a.frames, a.labels, a.flow, a.flow_valid), (b.frames, b.labels, b.flow, b.flow_valid)
-    ):
-        np.testing.assert_array_equal(x, y)
+    fields = ("frames", "labels", "flow", "flow_valid", "backward_flow", "backward_valid")
+    for name in fields:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     c = render_snippet(6, 48, 96, 4)
     assert np.abs(a.frames.astype(int) - c.frames).mean() > 10
 
@@ -107,6 +122,49 @@ def test_points_that_leave_the_view_are_invalid():
     outside = (x < -0.5) | (x > w - 0.5) | (y < -0.5) | (y > h - 0.5)
     assert outside.any() and not (r.flow_valid & outside).any()
     assert 0.5 < r.flow_valid.mean() < 0.99
+
+
+def test_backward_flow_warps_the_previous_frame_onto_the_next_one():
+    """Sampling frame t at (x + dx, y + dy) of the backward flow reproduces frame t+1."""
+    for seed in SEEDS:
+        r = snippet(seed)
+        warped, still, invalid = [], [], []
+        for t in range(1, 29, 3):
+            nxt = r.frames[t + 1].astype(np.float64)
+            err = np.abs(backward_warp(r.frames[t], r.backward_flow[t]) - nxt).mean(-1)
+            valid = r.backward_valid[t]
+            warped.append(err[valid].mean())
+            still.append(np.abs(r.frames[t] - nxt).mean(-1)[valid].mean())
+            invalid.append(err[~valid].mean())
+        warped, still, invalid = np.mean(warped), np.mean(still), np.nanmean(invalid)
+        assert warped * 2 <= still, (seed, warped, still)
+        # Disoccluded pixels and those entering the view are what the backward flow cannot explain.
+        assert invalid >= 2.5 * warped, (seed, warped, invalid)
+
+
+def test_forward_and_backward_flow_are_consistent():
+    """Following the forward flow from frame t and reading the backward flow of frame t+1 there
+    returns to the start wherever both are valid; points from outside frame t are invalid."""
+    for seed in SEEDS[:2]:
+        r = snippet(seed)
+        h, w = r.labels.shape[1:]
+        yy, xx = np.mgrid[:h, :w].astype(np.float64)
+        errors = []
+        for t in range(0, 29, 2):
+            x, y = xx + r.flow[t, 0], yy + r.flow[t, 1]
+            ri = np.clip(np.rint(y), 0, h - 1).astype(int)
+            rj = np.clip(np.rint(x), 0, w - 1).astype(int)
+            both = r.flow_valid[t] & r.backward_valid[t][ri, rj]
+            back = bilinear(r.backward_flow[t].astype(np.float64), x, y)
+            errors.append(np.hypot(x + back[0] - xx, y + back[1] - yy)[both])
+            bx, by = xx + r.backward_flow[t, 0], yy + r.backward_flow[t, 1]
+            outside = (bx < -0.5) | (bx > w - 0.5) | (by < -0.5) | (by > h - 0.5)
+            assert not (r.backward_valid[t] & outside).any()
+        errors = np.concatenate(errors)
+        assert len(errors) > 0.5 * 15 * h * w
+        assert np.median(errors) < 0.5 and np.percentile(errors, 90) < 0.5, seed
+    # The two flows are computed separately, not one from the other.
+    assert not np.allclose(r.backward_flow, -r.flow, atol=0.5)
 
 
 def test_cars_and_people_enter_and_leave_the_view():

@@ -87,6 +87,25 @@ def breakdown_table(df: pd.DataFrame) -> pd.DataFrame:
         key=lambda idx: idx.map(_scheme_order) if idx.name == "scheme" else idx)
 
 
+def intermediate_breakdown(df: pd.DataFrame) -> pd.DataFrame:
+    """Seed 000 Fig. 2: ms per intermediate frame, motion + warp + task, prop-flow vs prop-mv,
+    per interval, with prop-mv's time as a fraction of prop-flow's."""
+    parts = ["intermediate_ms_motion", "intermediate_ms_warp", "intermediate_ms_task"]
+    rows = []
+    for interval in sorted(df.interval.unique()):
+        at = df[(df.interval == interval) & df.scheme.isin(["prop-flow", "prop-mv"])]
+        if set(at.scheme) != {"prop-flow", "prop-mv"} or interval < 2:
+            continue
+        times = at.set_index("scheme")[parts]
+        totals = times.sum(axis=1)
+        for scheme in ("prop-flow", "prop-mv"):
+            rows.append({"interval": interval, "scheme": scheme,
+                         **{p.removeprefix("intermediate_ms_"): times.loc[scheme, p] for p in parts},
+                         "total_ms": totals[scheme],
+                         "vs_prop_flow": totals[scheme] / totals["prop-flow"]})
+    return pd.DataFrame(rows)
+
+
 def to_markdown(df: pd.DataFrame, digits: int = 1) -> str:
     """A GitHub markdown table (no extra dependency); index levels become leading columns."""
     flat = df.reset_index()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import partial
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -118,5 +119,12 @@ class SynthCity:
         self.prepare()
         labelled = tuple(range(self.config.frames))
         return [EncodedVideo(entry, self.root / f"{entry}.mp4", self.root / f"{entry}_labels.npz",
-                             labelled, float(self.config.fps))
-                for entry in self._entry_names(name)]
+                             labelled, float(self.config.fps), partial(self.backward_flow, name, i))
+                for i, entry in enumerate(self._entry_names(name))]
+
+    def backward_flow(self, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rendered ground-truth backward flow of a snippet (re-rendered: it is deterministic,
+        and cheaper to redo than to store)."""
+        c = self.config
+        snippet = render_snippet(self._snippet_seed(split, index), c.height, c.width, c.frames)
+        return snippet.backward_flow, snippet.backward_valid

@@ -1,10 +1,10 @@
 """Procedural street-scene video renderer ("synthcity").
 
 Renders Cityscapes-like driving snippets with a dense semantic label on every frame and exact
-forward optical flow, in vectorised NumPy. The world is 2.5D: a textured ground plane plus
-axis-aligned rectangles ("quads": building faces, car box faces, and camera-facing sprites for
-trees, poles, signs and people), ray-cast per pixel inside each quad's screen bounding box
-against a depth buffer. Everything is a deterministic function of the seed.
+forward and backward optical flow, in vectorised NumPy. The world is 2.5D: a textured ground
+plane plus axis-aligned rectangles ("quads": building faces, car box faces, and camera-facing
+sprites for trees, poles, signs and people), ray-cast per pixel inside each quad's screen
+bounding box against a depth buffer. Everything is a deterministic function of the seed.
 """
 
 from __future__ import annotations
@@ -90,6 +90,11 @@ class RenderedSnippet:
     labels: np.ndarray  # (T, H, W) uint8 Cityscapes train ids
     flow: np.ndarray  # (T-1, 2, H, W) float32 forward flow (dx, dy) in pixels, frame t -> t+1
     flow_valid: np.ndarray  # (T-1, H, W) bool: False where occluded in t+1 or out of view
+    # (T-1, 2, H, W) float32 backward flow at the pixels of frame t+1: pixel (x, y) of frame t+1
+    # shows the surface point that was at (x + dx, y + dy) in frame t (the codec motion-vector
+    # convention, src - dst). Computed by reprojection like `flow`, not by inverting it.
+    backward_flow: np.ndarray
+    backward_valid: np.ndarray  # (T-1, H, W) bool: False where hidden in t or out of t's view
 
 
 @dataclass
@@ -823,37 +828,40 @@ def _shade(w: _World, fr: _Frame, frame: int) -> tuple[np.ndarray, np.ndarray]:
     return img.reshape(w.height, w.width, 3), lab.reshape(w.height, w.width)
 
 
-def _flow(w: _World, a: _Frame, b: _Frame, frame: int) -> tuple[np.ndarray, np.ndarray]:
-    """Forward flow from frame `frame` (buffers a) to the next one (buffers b)."""
-    q = w.quads
-    sky = a.sid == SID_SKY
-    obj = np.where(a.sid >= 2, q.obj[np.maximum(a.sid - 2, 0)], -1)
-    move = (w.obj_off[frame + 1] - w.obj_off[frame])[obj]  # (H, W, 3)
-    depth = np.where(sky, 0, a.depth)
-    rel = depth * a.D + (a.o - b.o)[:, None, None] + move.transpose(2, 0, 1)
-    rel = np.where(sky, a.D, rel)  # points at infinity move with the rotation only
+def _flow(w: _World, a: _Frame, b: _Frame, fa: int, fb: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flow at the pixels of frame `fa` (buffers a) to where their surface points are in frame
+    `fb` (buffers b), and whether the point is visible there. fb = fa + 1 gives forward flow,
+    fb = fa - 1 backward flow (where each pixel of frame fa came from in frame fb)."""
+    q, hgt, wid = w.quads, w.height, w.width
+    sid = a.sid
+    sky = sid == SID_SKY
+    # Per surface id: where the point is relative to b's camera, less depth * ray.
+    tab = np.empty((len(q.obj) + 2, 3))
+    tab[SID_SKY] = 0  # points at infinity move with the rotation only
+    tab[SID_GROUND] = a.o - b.o
+    tab[2:] = (a.o - b.o) + (w.obj_off[fb] - w.obj_off[fa])[q.obj]
+    depth = np.where(sky, 1, a.depth)  # sky: rel = ray direction
+    rel = [depth * a.D[i] + tab[:, i][sid] for i in range(3)]
     pc = [b.R[0, i] * rel[0] + b.R[1, i] * rel[1] + b.R[2, i] * rel[2] for i in range(3)]
     z = pc[2]
     ok = z > NEAR
     zs = np.where(ok, z, 1)  # keeps the (invalid) flow of points behind the camera finite
     u = w.cx + w.f * pc[0] / zs
     v = w.cy - w.f * pc[1] / zs
-    ii, jj = np.mgrid[: w.height, : w.width]
-    flow = np.stack([u - jj, v - ii]).astype(F32)
-    hgt, wid = w.height, w.width
+    flow = np.stack([u - np.arange(wid)[None, :], v - np.arange(hgt)[:, None]]).astype(F32)
     ok &= (u >= -0.5) & (u < wid - 0.5) & (v >= -0.5) & (v < hgt - 0.5)
     ri = np.clip(np.rint(v), 0, hgt - 1).astype(np.int64)
     rj = np.clip(np.rint(u), 0, wid - 1).astype(np.int64)
-    # A planar surface cannot hide its own points, so the point is visible in the next frame
-    # exactly when the pixel it lands on shows the same surface.
-    return flow, ok & (b.sid[ri, rj] == a.sid)
+    # A planar surface cannot hide its own points, so the point is visible in frame fb exactly
+    # when the pixel it lands on shows the same surface.
+    return flow, ok & (b.sid.reshape(-1)[ri * wid + rj] == sid)
 
 
 def render_snippet(
     seed: int, height: int = 128, width: int = 256, num_frames: int = 30
 ) -> RenderedSnippet:
-    """Render a procedural street-scene snippet with labels and ground-truth forward flow.
-    Deterministic in (seed, height, width, num_frames)."""
+    """Render a procedural street-scene snippet with labels and ground-truth forward and
+    backward flow. Deterministic in (seed, height, width, num_frames)."""
     if height < 8 or width < 8 or num_frames < 1:
         raise ValueError(
             f"need height, width >= 8 and num_frames >= 1, got {height}x{width}x{num_frames}"
@@ -863,11 +871,20 @@ def render_snippet(
     labels = np.empty((num_frames, height, width), np.uint8)
     flow = np.empty((num_frames - 1, 2, height, width), F32)
     valid = np.empty((num_frames - 1, height, width), bool)
+    bflow, bvalid = np.empty_like(flow), np.empty_like(valid)
     prev = None
     for t in range(num_frames):
         cur = _raster(w, t)
         frames[t], labels[t] = _shade(w, cur, t)
         if prev is not None:
-            flow[t - 1], valid[t - 1] = _flow(w, prev, cur, t - 1)
+            flow[t - 1], valid[t - 1] = _flow(w, prev, cur, t - 1, t)
+            bflow[t - 1], bvalid[t - 1] = _flow(w, cur, prev, t, t - 1)
         prev = cur
-    return RenderedSnippet(frames=frames, labels=labels, flow=flow, flow_valid=valid)
+    return RenderedSnippet(
+        frames=frames,
+        labels=labels,
+        flow=flow,
+        flow_valid=valid,
+        backward_flow=bflow,
+        backward_valid=bvalid,
+    )

@@ -1,0 +1,214 @@
+"""DFF's flow network (Zhu et al., CVPR 2017; seed 000's [39]) as a motion source.
+
+FlowNet "Simple" as DFF uses it: the two frames stacked (6 channels) at half resolution, a
+strided encoder and a FlowNet-S refinement decoder that stops at stride 16 of the original
+image, i.e. on the feature grid. Besides the flow it predicts DFF's per-channel scale field;
+propagated features are the warped key features times that field.
+
+Training, as DFF: pre-train the flow on ground truth (DFF used Flying Chairs; synthcity renders
+its own exact flow), then train end to end on a current frame with a key sampled from the
+preceding frames, the loss on the current frame's labels only. Deviations: the network is
+narrow (CPU), and end-to-end training updates the flow network and scale field while the
+per-frame network stays frozen, so every scheme shares one feature and task network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from vidbench.api import Frame, VideoSource
+from vidbench.methods.deeplab import OUTPUT_STRIDE, SegmentationNetwork
+from vidbench.methods.motion_sources import Motion, MotionSource, regrid
+from vidbench.methods.warp import warp
+
+FLOW_DIVISOR = 20.0  # FlowNet predicts flow / 20 (its training convention)
+
+
+def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2), nn.LeakyReLU(0.1))
+
+
+class FlowNetSimple(nn.Module):
+    """(current, reference) images (N,3,H,W) in [0,1] -> displacement (N,2,ceil(H/16),ceil(W/16))
+    in pixels (reference position - current position) and a scale field (N,C,...)."""
+
+    def __init__(self, feature_channels: int, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.conv1 = _conv(6, w, 7, 2)           # stride 4 of the original image
+        self.conv2 = _conv(w, 2 * w, 5, 2)       # 8
+        self.conv3 = nn.Sequential(_conv(2 * w, 4 * w, 5, 2), _conv(4 * w, 4 * w, 3))  # 16
+        self.conv4 = nn.Sequential(_conv(4 * w, 8 * w, 3, 2), _conv(8 * w, 8 * w, 3))  # 32
+        self.conv5 = nn.Sequential(_conv(8 * w, 8 * w, 3, 2), _conv(8 * w, 8 * w, 3))  # 64
+        self.flow5 = nn.Conv2d(8 * w, 2, 3, padding=1)
+        self.up5 = _conv(8 * w, 4 * w, 3)
+        self.flow4 = nn.Conv2d(8 * w + 4 * w + 2, 2, 3, padding=1)
+        self.up4 = _conv(8 * w + 4 * w + 2, 2 * w, 3)
+        self.refine3 = _conv(4 * w + 2 * w + 2, 4 * w, 3)
+        self.flow3 = nn.Conv2d(4 * w, 2, 3, padding=1)
+        self.scale = nn.Conv2d(4 * w, feature_channels, 1)
+        nn.init.zeros_(self.flow3.weight)
+        nn.init.zeros_(self.flow3.bias)  # starts as zero motion ...
+        nn.init.zeros_(self.scale.weight)
+        nn.init.ones_(self.scale.bias)  # ... and pure warping (scale 1)
+
+    def forward(self, current: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pair = F.avg_pool2d(torch.cat([current, reference], 1) * 2 - 1, 2, ceil_mode=True)
+        c3 = self.conv3(self.conv2(self.conv1(pair)))
+        c4 = self.conv4(c3)
+        c5 = self.conv5(c4)
+        flow5 = self.flow5(c5)
+        x4 = torch.cat([c4, _up(self.up5(c5), c4), _up(flow5, c4)], 1)
+        flow4 = self.flow4(x4)
+        x3 = self.refine3(torch.cat([c3, _up(self.up4(x4), c3), _up(flow4, c3)], 1))
+        return self.flow3(x3) * FLOW_DIVISOR, self.scale(x3)
+
+
+def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class FlowNetMotion(MotionSource):
+    """The flow network as a motion source; bilinear-upsampled when asked for a finer grid."""
+
+    name = "flownet"
+    pairwise = True
+
+    def __init__(self, network: FlowNetSimple) -> None:
+        self.network = network.eval()
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"flownet": self.network}
+
+    def estimate(self, current: Frame, reference: Frame, stride: int) -> Motion:
+        flow, scale = self.network(current.image[None], reference.image[None])
+        if stride == OUTPUT_STRIDE:
+            return Motion(flow[0], None, scale[0])
+        hw = (current.image.shape[-2], current.image.shape[-1])
+        size = (-(-hw[0] // stride), -(-hw[1] // stride))
+        return Motion(F.interpolate(flow, size=size, mode="bilinear", align_corners=False)[0])
+
+
+@dataclass(frozen=True)
+class FlowTrainConfig:
+    """CPU-sized recipe: pre-training on ground-truth flow, then DFF end-to-end training."""
+
+    width: int = 32
+    pretrain_steps: int = 600
+    finetune_steps: int = 300
+    batch_size: int = 8
+    lr: float = 1e-3
+    max_key_distance: int = 9  # DFF samples the key from the 9 preceding frames
+    pretrain_max_distance: int = 4
+
+
+def compose_backward(flows: np.ndarray, valid: np.ndarray, current: int, distance: int
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ground-truth displacement from frame ``current`` to ``current - distance`` by chaining
+    one-frame backward flows (``flows[t]`` maps frame t+1 to t); valid where every link is."""
+    total = torch.from_numpy(flows[current - 1]).float()
+    ok = torch.from_numpy(valid[current - 1]).float()
+    for step in range(1, distance):
+        link = torch.from_numpy(flows[current - 1 - step]).float()
+        link_ok = torch.from_numpy(valid[current - 1 - step]).float()
+        sampled = warp(torch.cat([link, link_ok[None]])[None], total, 1)[0]
+        total = total + sampled[:2]
+        ok = ok * (sampled[2] > 0.999).float()
+    return total, ok > 0
+
+
+def pretrain_flow(videos: Sequence[VideoSource], network: FlowNetSimple, config: FlowTrainConfig,
+                  seed: int) -> list[float]:
+    """End-point-error training on synthcity's rendered flow, on the stride-16 grid."""
+    rng = np.random.default_rng(seed)
+    truth = [video.backward_flow() for video in tqdm(videos, desc="ground-truth flow", unit="video")]
+    optimiser = torch.optim.Adam(network.parameters(), lr=config.lr)
+    losses = []
+    network.train()
+    for _ in tqdm(range(config.pretrain_steps), desc="pre-train flownet", unit="step"):
+        currents, references, targets, masks = [], [], [], []
+        for _ in range(config.batch_size):
+            i = int(rng.integers(len(videos)))
+            distance = int(rng.integers(1, config.pretrain_max_distance + 1))
+            current = int(rng.integers(distance, videos[i].info.num_frames))
+            flow, ok = compose_backward(*truth[i], current, distance)
+            frame = videos[i].frame(current)
+            hw = (frame.image.shape[-2], frame.image.shape[-1])
+            target, cell_ok = regrid(flow, ok, 1, OUTPUT_STRIDE, hw)
+            currents.append(frame.image)
+            references.append(videos[i].frame(current - distance).image)
+            targets.append(target)
+            masks.append(cell_ok)
+        predicted, _ = network(torch.stack(currents), torch.stack(references))
+        mask = torch.stack(masks).float()
+        error = (predicted - torch.stack(targets)).norm(dim=1)
+        loss = (error * mask).sum() / mask.sum().clamp_min(1)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    return losses
+
+
+def finetune_dff(videos: Sequence[VideoSource], network: FlowNetSimple, net: SegmentationNetwork,
+                 config: FlowTrainConfig, seed: int, ignore_index: int = 255) -> list[float]:
+    """DFF end-to-end: current frame c, key c-o with o in [0, max_key_distance]; the loss is
+    the segmentation loss of the warped, scaled key features on frame c."""
+    rng = np.random.default_rng(seed + 1)
+    optimiser = torch.optim.Adam(network.parameters(), lr=config.lr / 10)
+    losses = []
+    network.train()
+    for _ in tqdm(range(config.finetune_steps), desc="train flownet end to end (DFF)", unit="step"):
+        currents, keys, labels = [], [], []
+        for _ in range(config.batch_size):
+            video = videos[int(rng.integers(len(videos)))]
+            current = int(rng.choice(video.label_indices))
+            key = max(0, current - int(rng.integers(0, config.max_key_distance + 1)))
+            currents.append(video.frame(current).image)
+            keys.append(video.frame(key).image)
+            labels.append(torch.from_numpy(video.label(current)).long())
+        current_images, key_images = torch.stack(currents), torch.stack(keys)
+        with torch.no_grad():
+            key_features = net.features(key_images)
+        flow, scale = network(current_images, key_images)
+        features = warp(key_features, flow, OUTPUT_STRIDE) * scale
+        size = (current_images.shape[-2], current_images.shape[-1])
+        logits = net.task.logits(net.task.project(features), size)
+        loss = F.cross_entropy(logits, torch.stack(labels), ignore_index=ignore_index)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    return losses
+
+
+def train_flownet(videos: Sequence[VideoSource], net: SegmentationNetwork, config: FlowTrainConfig,
+                  seed: int, path: Path) -> None:
+    """Pre-train on ground-truth flow, then DFF end-to-end; save the flow network."""
+    torch.manual_seed(seed)
+    network = FlowNetSimple(net.config.feature_channels, config.width)
+    pretrain = pretrain_flow(videos, network, config, seed)
+    for parameter in net.parameters():
+        parameter.requires_grad_(False)
+    finetune = finetune_dff(videos, network, net, config, seed)
+    torch.save({"state_dict": network.state_dict(), "config": asdict(config),
+                "feature_channels": net.config.feature_channels,
+                "pretrain_losses": pretrain, "finetune_losses": finetune}, path)
+
+
+def load_flownet(path: Path) -> FlowNetSimple:
+    """A flow network saved by ``train_flownet`` (or any state dict of this architecture)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"No flow network weights at {path}.")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    network = FlowNetSimple(checkpoint["feature_channels"], checkpoint["config"]["width"])
+    network.load_state_dict(checkpoint["state_dict"])
+    return network.eval()
