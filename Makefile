@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 BENCH  := $(VENV)/bin/bench
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test regress report clean
+.PHONY: setup demo test regress report motion clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,10 +15,13 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BENCH) compare --methods frame,prop-mv,interp-mv --dataset synthcity --intervals 1-10
+	$(BENCH) compare --methods frame,prop-flow,prop-mv,interp-mv --dataset synthcity --intervals 1-10
 
 report: setup
 	$(BENCH) report --dataset synthcity
+
+motion: setup
+	$(BENCH) motion --dataset synthcity
 
 test: setup
 	$(PY) -m pytest -q
@@ -27,4 +30,4 @@ regress: setup
 	$(BENCH) regress
 
 clean:
-	rm -rf data checkpoints results/runs reports/synthcity
+	rm -rf data checkpoints results/runs reports/synthcity reports/motion

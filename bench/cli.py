@@ -92,6 +92,8 @@ def cmd_motion(args: argparse.Namespace) -> int:
     name, options = split_spec(args.dataset)
     parse_config(DATASETS.get(name).Config, options, f"dataset '{name}'")
     sources = tuple(s for s in args.sources.split(",") if s)
+    if args.raft_weights and "raft" not in sources:
+        sources += ("raft",)
     settings = MotionSettings(sources=sources, synth_videos=args.synth_videos,
                               real_frames=args.real_frames, raft_weights=args.raft_weights or "")
     run = RunSettings(data_root=Path(args.data_root), checkpoint_dir=Path(args.checkpoints))
@@ -138,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     motion = sub.add_parser("motion", help="motion sources: EPE, warp PSNR on real footage, cost")
-    motion.add_argument("--sources", default="mv,flownet,dis,raft", help="motion sources to measure")
+    motion.add_argument("--sources", default="mv,flownet,dis",
+                        help="motion sources to measure (raft is added when --raft-weights is given)")
     motion.add_argument("--dataset", default="synthcity")
     motion.add_argument("--synth-videos", type=int, default=6, help="val videos for EPE")
     motion.add_argument("--real-frames", type=int, default=30, help="frames per real clip")

@@ -31,7 +31,7 @@ ZERO = "zero"  # the no-motion reference row
 class MotionSettings:
     """What the motion benchmark measures."""
 
-    sources: tuple[str, ...] = ("mv", "flownet", "dis", "raft")
+    sources: tuple[str, ...] = ("mv", "flownet", "dis")
     synth_videos: int = 6
     real_frames: int = 30
     raft_weights: str = ""
@@ -74,6 +74,14 @@ def _sources(names: Sequence[str], settings: MotionSettings, flownet: Callable[[
     return built
 
 
+def weights_of(source: Any) -> str:
+    """'trained', 'random init' (a network without weights: its accuracy means nothing) or
+    'none' (a classical estimator or the codec)."""
+    if not source.modules():
+        return "none"
+    return "random init" if getattr(source, "pretrained", True) is False else "trained"
+
+
 def synthcity_motion(videos: Sequence[Any], sources: dict[str, Any]) -> list[dict[str, Any]]:
     """EPE per source on synthcity val videos against the rendered backward flow."""
     from vidbench.methods.motion_sources import regrid
@@ -100,7 +108,8 @@ def synthcity_motion(videos: Sequence[Any], sources: dict[str, Any]) -> list[dic
                 sums[name]["occ"].append(epe(pixel, truth, ~visible))
                 sums[name]["grid"].append(epe(grid, truth16, cell_ok))
                 sums[name]["ms"].append(ms)
-    return [{"source": name, "epe_px_visible": float(np.nanmean(v["vis"])),
+    return [{"source": name, "weights": "none" if name == ZERO else weights_of(sources[name]),
+             "epe_px_visible": float(np.nanmean(v["vis"])),
              "epe_px_occluded": float(np.nanmean(v["occ"])), "epe_grid16": float(np.nanmean(v["grid"])),
              "ms_per_frame": float(np.median(v["ms"])), "pairs": len(v["vis"])}
             for name, v in sums.items()]
@@ -127,10 +136,12 @@ def real_footage_motion(clips: Sequence[Any], sources: dict[str, Any]) -> list[d
                 values.append(psnr(warped, current))
                 gains.append(values[-1] - psnr(previous, current))
                 times.append(ms)
-            rows.append({"clip": clip.name, "source": name, "psnr_db": float(np.mean(values)),
+            rows.append({"clip": clip.name, "source": name,
+                         "weights": "none" if name == ZERO else weights_of(sources[name]),
+                         "psnr_db": float(np.mean(values)),
                          "psnr_gain_db": float(np.mean(gains)), "ms_per_frame": float(np.median(times)),
-                         "frames": len(frames), "size": list(clip.video.frames.shape[1:3]),
-                         "note": clip.note})
+                         "frames": len(frames), "size": "x".join(map(str, clip.video.frames.shape[2:0:-1])),
+                         "reencoded": clip.reencoded, "note": clip.note})
     return rows
 
 

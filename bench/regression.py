@@ -21,7 +21,8 @@ from vidbench.store import Store, read_records
 
 CI_DATASET = {"train_videos": "12", "val_videos": "12", "height": "96", "width": "192"}
 CI_METHODS = ["frame:train_steps=200", "prop-mv:train_steps=200",
-              "interp-mv:train_steps=200:fusion_steps=60"]
+              "interp-mv:train_steps=200:fusion_steps=60",
+              "prop-flow:train_steps=200:flownet_pretrain_steps=150:flownet_finetune_steps=60"]
 CI_INTERVALS = (1, 3, 6)
 CI_SPEED = {"speed_videos": 4, "speed_rounds": 5}
 MIOU_AVG_MARGIN = 2.0

@@ -8,8 +8,6 @@ reference: ``calc(current, reference)`` is already reference position - current 
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import cv2
 import numpy as np
 import torch
@@ -43,7 +41,6 @@ class DISMotion(MotionSource):
 
     name = "dis"
     pairwise = True
-    presets: ClassVar[tuple[str, ...]] = tuple(PRESETS)
 
     def __init__(self, preset: str = "fast", threads: int = 1) -> None:
         if preset not in PRESETS:

