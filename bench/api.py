@@ -19,6 +19,11 @@ import torch
 Task = Literal["segmentation", "detection", "recognition"]
 
 
+class DataError(ValueError):
+    """Bad input data (a missing, truncated or corrupt file); the message names the file.
+    The harness records it against the run it spoiled and carries on with the others."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a method may know about a video before its first frame."""

@@ -59,8 +59,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
                            data_root=Path(args.data_root), checkpoint_dir=Path(args.checkpoints))
     results, reports = _paths(args, dataset)
     store = Store(results)
-    Runner(store, settings).compare(methods, dataset, options)
-    return _report(store, reports)
+    records = Runner(store, settings).compare(methods, dataset, options)
+    failed = [r for r in records if "error" in r]
+    status = _report(store, reports)
+    for record in failed:
+        print(f"error: {record['kind']} {record['label']} n={record['interval']}: {record['error']}",
+              file=sys.stderr)
+    return 1 if failed else status
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -83,7 +88,7 @@ def _report(store, reports: Path) -> int:
 
 
 def cmd_motion(args: argparse.Namespace) -> int:
-    from vidbench.datasets.real_footage import real_clips
+    from vidbench.datasets.real_footage import loadable_clips
     from vidbench.motion_bench import MotionSettings, run_motion_benchmark
     from vidbench.report.motion import render_motion
     from vidbench.runner import RunSettings, build_dataset, prepare_method
@@ -102,7 +107,7 @@ def cmd_motion(args: argparse.Namespace) -> int:
     run_motion_benchmark(
         settings, store, dataset,
         flownet=lambda: prepare_method("prop-flow", dataset, run).method.source,
-        clips=lambda: real_clips(run.data_root / "real_footage", max_frames=settings.real_frames),
+        clips=lambda: loadable_clips(run.data_root / "real_footage", settings.real_frames),
         work=run.data_root / "encoding")
     written = render_motion(store.records(), Path(args.reports))
     print(f"table: {written['md']}\nplot:  {written['png']}")

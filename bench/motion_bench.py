@@ -115,12 +115,15 @@ def synthcity_motion(videos: Sequence[Any], sources: dict[str, Any]) -> list[dic
             for name, v in sums.items()]
 
 
-def real_footage_motion(clips: Sequence[Any], sources: dict[str, Any]) -> list[dict[str, Any]]:
-    """Warp PSNR (previous frame onto current) and ms per frame, per clip and source."""
+def real_footage_motion(clips: Sequence[Any], sources: dict[str, Any],
+                        failed: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Warp PSNR (previous frame onto current) and ms per frame, per clip and source; a clip
+    that could not be decoded gets one row carrying its error."""
     from vidbench.datasets.video import decoded_frames
     from vidbench.methods.warp import warp
 
-    rows = []
+    rows: list[dict[str, Any]] = [{"clip": name, "source": "-", "note": f"FAILED: {error}"}
+                                  for name, error in (failed or {}).items()]
     for clip in tqdm(clips, desc="motion: real footage", unit="clip"):
         frames = decoded_frames(clip.video)
         for name in [ZERO, *sources]:
@@ -160,8 +163,15 @@ def encoding_cost(sizes: Sequence[tuple[int, int]], frames: int, work: Path) -> 
     return rows
 
 
+def _with_sources(loaded: tuple[Sequence[Any], dict[str, str]], settings: MotionSettings,
+                  flownet: Callable[[], Any]) -> tuple[Sequence[Any], dict[str, Any], dict[str, str]]:
+    clips, failed = loaded
+    return clips, _sources(settings.sources, settings, flownet), failed
+
+
 def run_motion_benchmark(settings: MotionSettings, store: Store, dataset: Any,
-                         flownet: Callable[[], Any], clips: Callable[[], Sequence[Any]],
+                         flownet: Callable[[], Any],
+                         clips: Callable[[], tuple[Sequence[Any], dict[str, str]]],
                          work: Path) -> list[dict[str, Any]]:
     """Measure what the store lacks for these settings; return this benchmark's records."""
     torch.set_num_threads(settings.threads)
@@ -173,7 +183,7 @@ def run_motion_benchmark(settings: MotionSettings, store: Store, dataset: Any,
             dataset.split("val")[: settings.synth_videos],
             _sources(settings.sources, settings, flownet)),
         "real-footage": lambda: real_footage_motion(
-            clips(), _sources(settings.sources, settings, flownet)),
+            *_with_sources(clips(), settings, flownet)),
         "encoding": lambda: encoding_cost(settings.encode_sizes, settings.encode_frames, work),
     }
     done = store.ids()

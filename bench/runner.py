@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vidbench.api import Method, SegmentationPrediction, VideoSource
+from vidbench.api import DataError, Method, SegmentationPrediction, VideoSource
 from vidbench.evaluators import SegmentationEvaluator
 from vidbench.flops import count_parameters
 from vidbench.meter import FlopMeter, TimingMeter, now
@@ -230,7 +230,7 @@ class Runner:
         videos = dataset.split("val")
         prepared = [prepare_method(spec, dataset, self.settings) for spec in method_specs]
         context = {"run_id": self.run_id, "provenance": provenance()}
-        done = self.store.ids()
+        done = {r["record_id"] for r in self.store.records() if "error" not in r}
         with torch.inference_mode():
             for item in prepared:
                 for interval in item.intervals:
@@ -239,7 +239,11 @@ class Runner:
                     rid = record_id(identity)
                     if rid in done:
                         continue
-                    result = accuracy_pass(item, dataset, videos, interval)
+                    try:
+                        result = accuracy_pass(item, dataset, videos, interval)
+                    except DataError as error:
+                        self._failed(rid, identity, item.label, context, error)
+                        continue
                     self.store.append({"record_id": rid, **identity, "label": item.label,
                                        **context, **result, "created": time.time()})
                     self.log(f"accuracy {item.label} n={interval}: "
@@ -247,6 +251,13 @@ class Runner:
                              f"min {result['metrics']['seg/miou_min']:.1f} mIoU")
             self._speed(prepared, dataset, videos[: self.settings.speed_videos], context, done)
         return [r for r in self.store.records() if r.get("run_id") == self.run_id]
+
+    def _failed(self, rid: str, identity: dict[str, Any], label: str, context: dict[str, Any],
+                error: Exception) -> None:
+        """Keep the failure as a record (a later run retries it) and carry on."""
+        self.store.append({"record_id": rid, **identity, "label": label, **context,
+                           "error": str(error), "created": time.time()})
+        self.log(f"FAILED {identity['kind']} {label} n={identity['interval']}: {error}")
 
     def _speed(self, prepared: Sequence[Prepared], dataset: Any, videos: Sequence[VideoSource],
                context: dict[str, Any], done: set[str]) -> None:
@@ -262,6 +273,14 @@ class Runner:
                     todo.append((rid, identity, item, interval))
         if not todo:
             return
+        try:
+            self._measure_speed(todo, dataset, videos, context)
+        except DataError as error:
+            for rid, identity, item, _ in todo:
+                self._failed(rid, identity, item.label, context, error)
+
+    def _measure_speed(self, todo: list, dataset: Any, videos: Sequence[VideoSource],
+                       context: dict[str, Any]) -> None:
         partial = self.store.partial_dir()
         rounds: dict[str, list] = {}
         for rid, _, item, interval in tqdm(todo, desc="speed: warm-up + cost", unit="run"):

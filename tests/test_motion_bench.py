@@ -52,3 +52,10 @@ def test_report_blanks_accuracy_of_random_networks(tmp_path: Path) -> None:
     assert "| raft | random init |  |  |  | 100.00 | 10 |" in text
     assert "| c | 176x144 | True | why |" in text
     assert written["png"].stat().st_size > 1000
+
+
+def test_a_clip_that_does_not_decode_costs_only_its_own_rows() -> None:
+    from vidbench.motion_bench import real_footage_motion
+
+    rows = real_footage_motion([], {}, {"bikes": "/x/bikes.mp4: not a video"})
+    assert rows == [{"clip": "bikes", "source": "-", "note": "FAILED: /x/bikes.mp4: not a video"}]

@@ -103,3 +103,29 @@ def test_fig2_breakdown_compares_intermediate_frames() -> None:
     assert list(table.scheme) == ["prop-flow", "prop-mv"]
     assert table.total_ms.tolist() == [10.0, 4.5]
     assert table.vs_prop_flow.tolist() == [1.0, 0.45]
+
+
+def test_a_corrupt_video_fails_its_records_and_the_run_goes_on(data_root: Path, tmp_path: Path,
+                                                              monkeypatch, capsys) -> None:
+    from vidbench.datasets import video as video_module
+    from vidbench.datasets.codec import VideoError
+
+    real = video_module.decode_with_motion
+
+    def damaged(path, *args, **kwargs):
+        if path.name == "val_0002.mp4":
+            raise VideoError(f"{path}: truncated stream (decoded 5 of 12 frames)")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(video_module, "decode_with_motion", damaged)
+    store = Store(tmp_path / "records.jsonl")
+    records = Runner(store, settings(data_root, tmp_path)).compare(
+        ["frame:train_steps=3"], "synthcity", OPTIONS)
+    failed = [r for r in records if "error" in r]
+    assert {r["kind"] for r in failed} == {"accuracy"}
+    assert "val_0002.mp4: truncated stream" in failed[0]["error"]
+    assert [r["kind"] for r in records if "error" not in r] == ["speed"]  # speed uses val_0000 only
+
+    monkeypatch.setattr(video_module, "decode_with_motion", real)
+    rerun = Runner(store, settings(data_root, tmp_path)).compare(["frame:train_steps=3"], "synthcity", OPTIONS)
+    assert [r["kind"] for r in rerun] == ["accuracy"] and "error" not in rerun[0]

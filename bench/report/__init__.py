@@ -21,6 +21,8 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     newest = max(records, key=lambda r: r.get("created", 0))["dataset"]["fingerprint"]
     others = sorted({r["dataset"]["fingerprint"] for r in records} - {newest})
     df = tables.with_speedup(tables.runs(r for r in records if r["dataset"]["fingerprint"] == newest))
+    if df.empty:
+        raise ValueError("Every record failed: nothing to report (see the errors above).")
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     seed = tables.seed_table(df)

@@ -21,6 +21,8 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per (dataset fingerprint, scheme, interval); the newest record of each kind wins."""
     accuracy, speed = {}, {}
     for r in sorted(records, key=lambda r: r.get("created", 0)):
+        if "error" in r:
+            continue
         key = (r["dataset"]["fingerprint"], r["label"], r["interval"])
         if r["kind"] == "accuracy":
             m = r["metrics"]
