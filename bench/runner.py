@@ -147,7 +147,22 @@ def stream(method: Method, video: VideoSource, interval: int, meter: Any) -> dic
     """One continuous pass over ``video`` (keys at i mod n == 0), timing every step."""
     keys = stream_keys(video.info.num_frames, interval)
     frames = [video.frame(i, i in keys) for i in range(video.info.num_frames)]
-    method.meter = meter
+    previous_meter, method.meter = method.meter, meter
+    try:
+        latency, kinds, components, arrival, emitted = _timed_steps(method, video, frames, meter)
+    finally:
+        method.meter = previous_meter
+    if set(emitted) != set(arrival):
+        raise ContractError(f"{method.name} left frames without a prediction in a stream.")
+    return {
+        "latency_s": latency, "kind": kinds, "components_s": components,
+        "delay_frames": [emitted[i][0] - i for i in sorted(arrival)],
+        "delay_s": [emitted[i][1] - arrival[i] for i in sorted(arrival)],
+    }
+
+
+def _timed_steps(method: Method, video: VideoSource, frames: list, meter: Any) -> tuple:
+    """Feed ``frames``; per step: latency, frame kind, component times; arrival and emission."""
     method.start(video.info)
     latency, kinds, components, arrival, emitted = [], [], [], {}, {}
     for frame in frames:
@@ -167,15 +182,8 @@ def stream(method: Method, video: VideoSource, interval: int, meter: Any) -> dic
     if isinstance(meter, TimingMeter):
         for component, seconds in meter.take().items():
             components[-1][component] = components[-1].get(component, 0.0) + seconds
-    last = frames[-1].index
-    emitted.update({p.index: (last, stop) for p in tail})
-    if set(emitted) != set(arrival):
-        raise ContractError(f"{method.name} left frames without a prediction in a stream.")
-    return {
-        "latency_s": latency, "kind": kinds, "components_s": components,
-        "delay_frames": [emitted[i][0] - i for i in sorted(arrival)],
-        "delay_s": [emitted[i][1] - arrival[i] for i in sorted(arrival)],
-    }
+    emitted.update({p.index: (frames[-1].index, stop) for p in tail})
+    return latency, kinds, components, arrival, emitted
 
 
 def spot_check(prepared: Prepared, dataset: Any, video: VideoSource, interval: int) -> dict[str, Any]:

@@ -32,6 +32,14 @@ class TrainConfig:
     weight_decay: float = 1e-4
 
 
+def descend(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    """One gradient step on ``loss``; returns its value for the loss curve."""
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return loss.item()
+
+
 def train_segmentation_network(
     videos: Sequence[VideoSource], net_config: NetConfig, train: TrainConfig, seed: int, path: Path
 ) -> None:
@@ -52,12 +60,8 @@ def train_segmentation_network(
         flip = torch.from_numpy(rng.random(train.batch_size) < 0.5)
         images[flip] = images[flip].flip(-1)
         labels[flip] = labels[flip].flip(-1)
-        loss = F.cross_entropy(net(images), labels, ignore_index=IGNORE_INDEX)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+        losses.append(descend(optimiser, F.cross_entropy(net(images), labels, ignore_index=IGNORE_INDEX)))
         schedule.step()
-        losses.append(loss.item())
     torch.save(
         {"state_dict": net.state_dict(), "net_config": net_config.to_dict(),
          "train_config": asdict(train), "seed": seed, "losses": losses},

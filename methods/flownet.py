@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from vidbench.api import Frame, VideoSource
 from vidbench.methods.deeplab import OUTPUT_STRIDE, SegmentationNetwork
+from vidbench.methods.feature_reuse import descend
 from vidbench.methods.motion_sources import Motion, MotionSource, regrid
 from vidbench.methods.warp import warp
 
@@ -76,13 +77,75 @@ def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
+def _block(cin: int, cout: int, kernel: int = 3, stride: int = 1, batch_norm: bool = False) -> nn.Sequential:
+    if batch_norm:
+        return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, bias=False),
+                             nn.BatchNorm2d(cout), nn.LeakyReLU(0.1))
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2), nn.LeakyReLU(0.1))
+
+
+def _upconv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.LeakyReLU(0.1))
+
+
+class FlowNetS(nn.Module):
+    """The published FlowNetS (Dosovitskiy et al. 2015), with the parameter names of its common
+    PyTorch checkpoints (``conv1.0.weight`` ... ``predict_flow2.weight``), used as DFF uses it:
+    both frames at half resolution, the finest flow (stride 4 there, 8 in the image) pooled to
+    stride 16, times ``div_flow`` and 2 for full-resolution pixels, plus a scale field head on
+    the finest decoder features (not in published checkpoints: it starts at 1)."""
+
+    MEAN = (0.45, 0.432, 0.411)  # RGB mean the published checkpoints subtract from [0, 1] input
+
+    def __init__(self, feature_channels: int, batch_norm: bool = False, div_flow: float = 20.0) -> None:
+        super().__init__()
+        self.div_flow = div_flow
+        widths = [(6, 64, 7, 2), (64, 128, 5, 2), (128, 256, 5, 2), (256, 256, 3, 1),
+                  (256, 512, 3, 2), (512, 512, 3, 1), (512, 512, 3, 2), (512, 512, 3, 1),
+                  (512, 1024, 3, 2), (1024, 1024, 3, 1)]
+        names = ["conv1", "conv2", "conv3", "conv3_1", "conv4", "conv4_1", "conv5", "conv5_1",
+                 "conv6", "conv6_1"]
+        for name, (cin, cout, kernel, stride) in zip(names, widths):
+            self.add_module(name, _block(cin, cout, kernel, stride, batch_norm))
+        for level, (cin, cout) in zip((5, 4, 3, 2), ((1024, 512), (1026, 256), (770, 128), (386, 64))):
+            self.add_module(f"deconv{level}", _upconv(cin, cout))
+        for level, cin in zip((6, 5, 4, 3, 2), (1024, 1026, 770, 386, 194)):
+            self.add_module(f"predict_flow{level}", nn.Conv2d(cin, 2, 3, 1, 1, bias=False))
+        for level in (6, 5, 4, 3):
+            self.add_module(f"upsampled_flow{level}_to_{level - 1}", nn.ConvTranspose2d(2, 2, 4, 2, 1, bias=False))
+        self.scale = nn.Conv2d(194, feature_channels, 1)
+        nn.init.zeros_(self.scale.weight)
+        nn.init.ones_(self.scale.bias)
+
+    def forward(self, current: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tensor(self.MEAN * 2, dtype=current.dtype).view(1, 6, 1, 1)
+        x = F.avg_pool2d(torch.cat([current, reference], 1), 2, ceil_mode=True) - mean
+        c2 = self.conv2(self.conv1(x))
+        c3 = self.conv3_1(self.conv3(c2))
+        c4 = self.conv4_1(self.conv4(c3))
+        c5 = self.conv5_1(self.conv5(c4))
+        top = self.conv6_1(self.conv6(c5))
+        flow = self.predict_flow6(top)
+        for level, skip in ((5, c5), (4, c4), (3, c3), (2, c2)):
+            up_flow = getattr(self, f"upsampled_flow{level + 1}_to_{level}")(flow)
+            top = torch.cat([skip, _crop(getattr(self, f"deconv{level}")(top), skip),
+                             _crop(up_flow, skip)], 1)
+            flow = getattr(self, f"predict_flow{level}")(top)
+        flow = F.avg_pool2d(flow, 2, ceil_mode=True) * self.div_flow * 2
+        return flow, F.avg_pool2d(self.scale(top), 2, ceil_mode=True)
+
+
+def _crop(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return x[..., : like.shape[-2], : like.shape[-1]]
+
+
 class FlowNetMotion(MotionSource):
     """The flow network as a motion source; bilinear-upsampled when asked for a finer grid."""
 
     name = "flownet"
     pairwise = True
 
-    def __init__(self, network: FlowNetSimple) -> None:
+    def __init__(self, network: nn.Module) -> None:
         self.network = network.eval()
 
     def modules(self) -> dict[str, nn.Module]:
@@ -125,7 +188,7 @@ def compose_backward(flows: np.ndarray, valid: np.ndarray, current: int, distanc
     return total, ok > 0
 
 
-def pretrain_flow(videos: Sequence[VideoSource], network: FlowNetSimple, config: FlowTrainConfig,
+def pretrain_flow(videos: Sequence[VideoSource], network: nn.Module, config: FlowTrainConfig,
                   seed: int) -> list[float]:
     """End-point-error training on synthcity's rendered flow, on the stride-16 grid."""
     rng = np.random.default_rng(seed)
@@ -150,15 +213,11 @@ def pretrain_flow(videos: Sequence[VideoSource], network: FlowNetSimple, config:
         predicted, _ = network(torch.stack(currents), torch.stack(references))
         mask = torch.stack(masks).float()
         error = (predicted - torch.stack(targets)).norm(dim=1)
-        loss = (error * mask).sum() / mask.sum().clamp_min(1)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+        losses.append(descend(optimiser, (error * mask).sum() / mask.sum().clamp_min(1)))
     return losses
 
 
-def finetune_dff(videos: Sequence[VideoSource], network: FlowNetSimple, net: SegmentationNetwork,
+def finetune_dff(videos: Sequence[VideoSource], network: nn.Module, net: SegmentationNetwork,
                  config: FlowTrainConfig, seed: int, ignore_index: int = 255) -> list[float]:
     """DFF end-to-end: current frame c, key c-o with o in [0, max_key_distance]; the loss is
     the segmentation loss of the warped, scaled key features on frame c."""
@@ -182,33 +241,53 @@ def finetune_dff(videos: Sequence[VideoSource], network: FlowNetSimple, net: Seg
         features = warp(key_features, flow, OUTPUT_STRIDE) * scale
         size = (current_images.shape[-2], current_images.shape[-1])
         logits = net.task.logits(net.task.project(features), size)
-        loss = F.cross_entropy(logits, torch.stack(labels), ignore_index=ignore_index)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+        losses.append(descend(optimiser, F.cross_entropy(logits, torch.stack(labels),
+                                                         ignore_index=ignore_index)))
     return losses
 
 
 def train_flownet(videos: Sequence[VideoSource], net: SegmentationNetwork, config: FlowTrainConfig,
-                  seed: int, path: Path) -> None:
-    """Pre-train on ground-truth flow, then DFF end-to-end; save the flow network."""
+                  seed: int, path: Path, initial: Path | None = None) -> None:
+    """Pre-train FlowNetSimple on ground-truth flow, or start from ``initial`` weights (e.g. a
+    published FlowNetS, as DFF starts from Flying Chairs); then DFF end-to-end; save."""
     torch.manual_seed(seed)
-    network = FlowNetSimple(net.config.feature_channels, config.width)
-    pretrain = pretrain_flow(videos, network, config, seed)
+    if initial is None:
+        network: nn.Module = FlowNetSimple(net.config.feature_channels, config.width)
+        pretrain = pretrain_flow(videos, network, config, seed)
+    else:
+        network, pretrain = load_flownet(initial, net.config.feature_channels), []
     for parameter in net.parameters():
         parameter.requires_grad_(False)
     finetune = finetune_dff(videos, network, net, config, seed)
     torch.save({"state_dict": network.state_dict(), "config": asdict(config),
-                "feature_channels": net.config.feature_channels,
+                "div_flow": getattr(network, "div_flow", FLOW_DIVISOR),
                 "pretrain_losses": pretrain, "finetune_losses": finetune}, path)
 
 
-def load_flownet(path: Path) -> FlowNetSimple:
-    """A flow network saved by ``train_flownet`` (or any state dict of this architecture)."""
-    if not Path(path).exists():
+def load_flownet(path: Path, feature_channels: int) -> nn.Module:
+    """A flow network from a local file: one saved by ``train_flownet``, or a published
+    FlowNetS checkpoint (``{"state_dict": ..., "div_flow": 20}`` with FlowNetS parameter names,
+    with or without batch norm), whose scale field then starts at 1."""
+    path = Path(path)
+    if not path.exists():
         raise FileNotFoundError(f"No flow network weights at {path}.")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    network = FlowNetSimple(checkpoint["feature_channels"], checkpoint["config"]["width"])
-    network.load_state_dict(checkpoint["state_dict"])
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a checkpoint with a state dict.")
+    if "conv6.0.weight" in state:
+        network: nn.Module = FlowNetS(feature_channels, batch_norm="conv1.1.running_mean" in state,
+                                      div_flow=float(checkpoint.get("div_flow", 20.0)))
+        allowed_missing = {"scale.weight", "scale.bias"}
+    elif "flow3.weight" in state:
+        network = FlowNetSimple(feature_channels, checkpoint["config"]["width"])
+        allowed_missing = set()
+    else:
+        raise ValueError(f"{path}: neither a FlowNetS checkpoint (conv1..conv6_1, predict_flow2..6)"
+                         " nor a vidbench FlowNetSimple checkpoint.")
+    result = network.load_state_dict(state, strict=False)
+    missing = set(result.missing_keys) - allowed_missing
+    if missing or result.unexpected_keys:
+        raise ValueError(f"{path} does not fit {type(network).__name__}: missing "
+                         f"{sorted(missing)[:5]}, unexpected {sorted(result.unexpected_keys)[:5]}.")
     return network.eval()

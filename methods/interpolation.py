@@ -35,6 +35,7 @@ from vidbench.methods.feature_reuse import (
     IGNORE_INDEX,
     SegmentationConfig,
     SegmentationMethod,
+    descend,
     motion_on_feature_grid,
     propagate,
 )
@@ -117,12 +118,8 @@ def train_conv_fusion(
             labels.append(torch.from_numpy(video.label(label)).long())
         projected = fusion(torch.cat([f for f, _ in stacked]), torch.cat([b for _, b in stacked]))
         size = (labels[0].shape[0], labels[0].shape[1])
-        loss = F.cross_entropy(net.task.logits(projected, size), torch.stack(labels),
-                               ignore_index=IGNORE_INDEX)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+        losses.append(descend(optimiser, F.cross_entropy(
+            net.task.logits(projected, size), torch.stack(labels), ignore_index=IGNORE_INDEX)))
     torch.save({"state_dict": fusion.state_dict(), "losses": losses}, path)
 
 

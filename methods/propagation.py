@@ -10,7 +10,9 @@ estimated between the current frame and the key, times the source's scale field,
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -18,7 +20,7 @@ import torch
 from vidbench.api import Frame, SegmentationPrediction, VideoInfo, Workspace
 from vidbench.methods.deeplab import OUTPUT_STRIDE
 from vidbench.methods.feature_reuse import SegmentationConfig, SegmentationMethod
-from vidbench.methods.flownet import FlowTrainConfig, load_flownet, train_flownet, FlowNetMotion
+from vidbench.methods.flownet import FlowNetMotion, FlowTrainConfig, load_flownet, train_flownet
 from vidbench.methods.motion_sources import MotionSource, build_source
 from vidbench.methods.warp import warp
 
@@ -63,17 +65,20 @@ class Propagation(SegmentationMethod):
 
     def _build_source(self, config: PropConfig, workspace: Workspace) -> MotionSource:
         if config.motion == "flownet":
-            if config.flownet_weights:
-                return FlowNetMotion(load_flownet(config.flownet_weights))
+            initial = Path(config.flownet_weights) if config.flownet_weights else None
+            if initial is not None and not initial.exists():
+                raise FileNotFoundError(f"No flow network weights at {initial}.")
             train = FlowTrainConfig(pretrain_steps=config.flownet_pretrain_steps,
                                     finetune_steps=config.flownet_finetune_steps)
             key = {"net": self.net.config.to_dict(), "train_steps": config.train_steps,
-                   "flow": asdict(train), "seed": workspace.seed}
-            net = self.net
+                   "flow": asdict(train), "seed": workspace.seed,
+                   "initial": hashlib.sha256(initial.read_bytes()).hexdigest() if initial else None}
+            net, channels = self.net, self.net.config.feature_channels
             path = workspace.checkpoint(
                 "flownet", key,
-                lambda out: train_flownet(workspace.train_videos(), net, train, workspace.seed, out))
-            return FlowNetMotion(load_flownet(path))
+                lambda out: train_flownet(workspace.train_videos(), net, train, workspace.seed, out,
+                                          initial))
+            return FlowNetMotion(load_flownet(path, channels))
         if config.motion == "raft":
             return build_source("raft", weights=config.raft_weights or None)
         if config.motion == "dis":

@@ -64,3 +64,34 @@ def test_pretraining_fits_rendered_flow_better_than_zero_motion(tiny_dataset) ->
             learned += float((predicted - truth).norm(dim=0)[ok].mean())
             zero += float(truth.norm(dim=0)[ok].mean())
     assert learned < 0.9 * zero
+
+
+def test_published_flownets_layout_loads_and_starts_with_unit_scale(tmp_path) -> None:
+    import pytest
+
+    from vidbench.methods.flownet import FlowNetS, load_flownet
+
+    torch.manual_seed(0)
+    original = FlowNetS(feature_channels=16).eval()
+    published = {k: v for k, v in original.state_dict().items() if not k.startswith("scale")}
+    for key in ("conv1.0.weight", "conv3_1.0.bias", "conv6_1.0.weight", "deconv2.0.weight",
+                "predict_flow2.weight", "upsampled_flow3_to_2.weight"):
+        assert key in published
+    torch.save({"arch": "flownets", "state_dict": published, "div_flow": 20}, tmp_path / "fns.pth")
+    loaded = load_flownet(tmp_path / "fns.pth", feature_channels=16)
+    a, b = torch.rand(1, 3, 72, 136), torch.rand(1, 3, 72, 136)
+    with torch.no_grad():
+        flow, scale = loaded(a, b)
+        expected, _ = original(a, b)
+    assert flow.shape == (1, 2, 5, 9) and torch.equal(flow, expected)
+    assert torch.equal(scale, torch.ones_like(scale))
+
+    batch_norm = FlowNetS(feature_channels=16, batch_norm=True).state_dict()
+    torch.save({"state_dict": batch_norm}, tmp_path / "fns_bn.pth")
+    assert isinstance(load_flownet(tmp_path / "fns_bn.pth", 16).conv1[1], torch.nn.BatchNorm2d)
+
+    torch.save({"state_dict": {"fc.weight": torch.zeros(2)}}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="other.pth: neither a FlowNetS"):
+        load_flownet(tmp_path / "other.pth", 16)
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        load_flownet(tmp_path / "missing.pth", 16)
