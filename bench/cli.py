@@ -35,7 +35,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             doc = (cls.__doc__ or "").strip().splitlines()[0]
             options = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls.Config))
             print(f"  {name:<12} {doc}\n  {'':<12} options: {options}")
-    print("Give options as name:key=value[:key=value], e.g. interp-mv:fusion=avg.")
+    from vidbench.methods.motion_sources import SOURCES
+
+    print(f"motion sources (prop:motion=NAME): {', '.join(SOURCES)}")
+    print("Give options as name:key=value[:key=value], e.g. interp-mv:fusion=avg, prop:motion=dis.")
     return 0
 
 
