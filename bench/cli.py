@@ -49,7 +49,7 @@ def _paths(args: argparse.Namespace, dataset: str) -> tuple[Path, Path]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from vidbench.runner import RunSettings, Runner
+    from vidbench.runner import Runner, RunSettings
     from vidbench.store import Store
 
     methods = [m for m in args.methods.split(",") if m.strip()]
@@ -57,17 +57,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for registry, spec in [(METHODS, m) for m in methods] + [(DATASETS, args.dataset)]:
         name, given = split_spec(spec)
         parse_config(registry.get(name).Config, given, f"{registry.kind} '{name}'")
-    settings = RunSettings(intervals=parse_intervals(args.intervals), speed_videos=args.speed_videos,
-                           speed_rounds=args.speed_rounds, threads=args.threads,
-                           data_root=Path(args.data_root), checkpoint_dir=Path(args.checkpoints))
+    settings = RunSettings(
+        intervals=parse_intervals(args.intervals),
+        speed_videos=args.speed_videos,
+        speed_rounds=args.speed_rounds,
+        threads=args.threads,
+        data_root=Path(args.data_root),
+        checkpoint_dir=Path(args.checkpoints),
+    )
     results, reports = _paths(args, dataset)
     store = Store(results)
     records = Runner(store, settings).compare(methods, dataset, options)
     failed = [r for r in records if "error" in r]
     status = _report(store, reports)
     for record in failed:
-        print(f"error: {record['kind']} {record['label']} n={record['interval']}: {record['error']}",
-              file=sys.stderr)
+        print(
+            f"error: {record['kind']} {record['label']} n={record['interval']}: {record['error']}",
+            file=sys.stderr,
+        )
     return 1 if failed else status
 
 
@@ -86,7 +93,8 @@ def _report(store, reports: Path) -> int:
     written = render(store.records(), reports)
     print(f"table:  {written['table_md']}")
     print(f"curves: {written['curve_avg']}, {written['curve_min']}")
-    print(f"more:   {', '.join(str(p) for k, p in written.items() if k not in {'table_md', 'curve_avg', 'curve_min'})}")
+    shown = {"table_md", "curve_avg", "curve_min"}
+    print(f"more:   {', '.join(str(p) for k, p in written.items() if k not in shown)}")
     return 0
 
 
@@ -102,16 +110,23 @@ def cmd_motion(args: argparse.Namespace) -> int:
     sources = tuple(s for s in args.sources.split(",") if s)
     if args.raft_weights and "raft" not in sources:
         sources += ("raft",)
-    settings = MotionSettings(sources=sources, synth_videos=args.synth_videos,
-                              real_frames=args.real_frames, raft_weights=args.raft_weights or "")
+    settings = MotionSettings(
+        sources=sources,
+        synth_videos=args.synth_videos,
+        real_frames=args.real_frames,
+        raft_weights=args.raft_weights or "",
+    )
     run = RunSettings(data_root=Path(args.data_root), checkpoint_dir=Path(args.checkpoints))
     dataset = build_dataset(name, options, run.data_root)
     store = Store(Path(args.results))
     run_motion_benchmark(
-        settings, store, dataset,
+        settings,
+        store,
+        dataset,
         flownet=lambda: prepare_method("prop-flow", dataset, run).method.source,
         clips=lambda: loadable_clips(run.data_root / "real_footage", settings.real_frames),
-        work=run.data_root / "encoding")
+        work=run.data_root / "encoding",
+    )
     written = render_motion(store.records(), Path(args.reports))
     print(f"table: {written['md']}\nplot:  {written['png']}")
     return 0
@@ -132,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--methods", required=True, help="e.g. frame,prop-mv,interp-mv:fusion=avg")
     compare.add_argument("--dataset", default="synthcity", help="e.g. synthcity:val_videos=20")
     compare.add_argument("--intervals", default="1-10", help="keyframe intervals, e.g. 1-10")
-    compare.add_argument("--speed-videos", type=int, default=4, help="val videos streamed for speed")
+    compare.add_argument(
+        "--speed-videos", type=int, default=4, help="val videos streamed for speed"
+    )
     compare.add_argument("--speed-rounds", type=int, default=5, help="interleaved timing rounds")
     compare.add_argument("--threads", type=int, default=2, help="torch CPU threads (recorded)")
     compare.add_argument("--data-root", default="data")
@@ -148,8 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     motion = sub.add_parser("motion", help="motion sources: EPE, warp PSNR on real footage, cost")
-    motion.add_argument("--sources", default="mv,flownet,dis",
-                        help="motion sources to measure (raft is added when --raft-weights is given)")
+    motion.add_argument(
+        "--sources",
+        default="mv,flownet,dis",
+        help="motion sources to measure (raft is added when --raft-weights is given)",
+    )
     motion.add_argument("--dataset", default="synthcity")
     motion.add_argument("--synth-videos", type=int, default=6, help="val videos for EPE")
     motion.add_argument("--real-frames", type=int, default=30, help="frames per real clip")
@@ -173,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("interrupted: finished records are kept; run the same command to resume.", file=sys.stderr)
+        print(
+            "interrupted: finished records are kept; run the same command to resume.",
+            file=sys.stderr,
+        )
         return 130
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)

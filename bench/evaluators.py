@@ -37,7 +37,9 @@ class SegmentationEvaluator:
     def empty(self) -> ConfusionState:
         return {}
 
-    def update(self, state: ConfusionState, pred: np.ndarray, target: np.ndarray, offset: int) -> ConfusionState:
+    def update(
+        self, state: ConfusionState, pred: np.ndarray, target: np.ndarray, offset: int
+    ) -> ConfusionState:
         """Add one frame: ``pred`` and ``target`` (H, W) integer train ids."""
         if pred.shape != target.shape:
             raise ValueError(f"Prediction shape {pred.shape} != label shape {target.shape}.")

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm import tqdm
-
 from vidbench.store import Store, record_id
 
 ZERO = "zero"  # the no-motion reference row
@@ -54,13 +53,16 @@ def psnr(a: torch.Tensor, b: torch.Tensor, border: int = 8) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
 
 
-def _timed(estimate: Callable[[], Any]) -> tuple[Any, float]:
+def _timed(function: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """``function(*args)`` and its wall time in ms."""
     start = time.perf_counter()
-    result = estimate()
+    result = function(*args)
     return result, (time.perf_counter() - start) * 1e3
 
 
-def _sources(names: Sequence[str], settings: MotionSettings, flownet: Callable[[], Any]) -> dict[str, Any]:
+def _sources(
+    names: Sequence[str], settings: MotionSettings, flownet: Callable[[], Any]
+) -> dict[str, Any]:
     from vidbench.methods.motion_sources import build_source
 
     built: dict[str, Any] = {}
@@ -86,8 +88,9 @@ def synthcity_motion(videos: Sequence[Any], sources: dict[str, Any]) -> list[dic
     """EPE per source on synthcity val videos against the rendered backward flow."""
     from vidbench.methods.motion_sources import regrid
 
-    sums: dict[str, dict[str, list[float]]] = {n: {"vis": [], "occ": [], "grid": [], "ms": []}
-                                               for n in [ZERO, *sources]}
+    sums: dict[str, dict[str, list[float]]] = {
+        n: {"vis": [], "occ": [], "grid": [], "ms": []} for n in [ZERO, *sources]
+    }
     for video in tqdm(videos, desc="motion: synthcity EPE", unit="video"):
         flows, valid = video.backward_flow()
         frames = [video.frame(i) for i in range(video.info.num_frames)]
@@ -101,29 +104,39 @@ def synthcity_motion(videos: Sequence[Any], sources: dict[str, Any]) -> list[dic
                     pixel, grid, ms = torch.zeros_like(truth), torch.zeros_like(truth16), 0.0
                 else:
                     with torch.inference_mode():
-                        motion, ms = _timed(lambda: sources[name].estimate(frames[t], frames[t - 1], 1))
+                        motion, ms = _timed(sources[name].estimate, frames[t], frames[t - 1], 1)
                         pixel = motion.displacement
                         grid = sources[name].estimate(frames[t], frames[t - 1], 16).displacement
                 sums[name]["vis"].append(epe(pixel, truth, visible))
                 sums[name]["occ"].append(epe(pixel, truth, ~visible))
                 sums[name]["grid"].append(epe(grid, truth16, cell_ok))
                 sums[name]["ms"].append(ms)
-    return [{"source": name, "weights": "none" if name == ZERO else weights_of(sources[name]),
-             "epe_px_visible": float(np.nanmean(v["vis"])),
-             "epe_px_occluded": float(np.nanmean(v["occ"])), "epe_grid16": float(np.nanmean(v["grid"])),
-             "ms_per_frame": float(np.median(v["ms"])), "pairs": len(v["vis"])}
-            for name, v in sums.items()]
+    return [
+        {
+            "source": name,
+            "weights": "none" if name == ZERO else weights_of(sources[name]),
+            "epe_px_visible": float(np.nanmean(v["vis"])),
+            "epe_px_occluded": float(np.nanmean(v["occ"])),
+            "epe_grid16": float(np.nanmean(v["grid"])),
+            "ms_per_frame": float(np.median(v["ms"])),
+            "pairs": len(v["vis"]),
+        }
+        for name, v in sums.items()
+    ]
 
 
-def real_footage_motion(clips: Sequence[Any], sources: dict[str, Any],
-                        failed: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def real_footage_motion(
+    clips: Sequence[Any], sources: dict[str, Any], failed: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Warp PSNR (previous frame onto current) and ms per frame, per clip and source; a clip
     that could not be decoded gets one row carrying its error."""
     from vidbench.datasets.video import decoded_frames
     from vidbench.methods.warp import warp
 
-    rows: list[dict[str, Any]] = [{"clip": name, "source": "-", "note": f"FAILED: {error}"}
-                                  for name, error in (failed or {}).items()]
+    rows: list[dict[str, Any]] = [
+        {"clip": name, "source": "-", "note": f"FAILED: {error}"}
+        for name, error in (failed or {}).items()
+    ]
     for clip in tqdm(clips, desc="motion: real footage", unit="clip"):
         frames = decoded_frames(clip.video)
         for name in [ZERO, *sources]:
@@ -134,21 +147,31 @@ def real_footage_motion(clips: Sequence[Any], sources: dict[str, Any],
                     warped, ms = previous, 0.0
                 else:
                     with torch.inference_mode():
-                        motion, ms = _timed(lambda: sources[name].estimate(frames[t], frames[t - 1], 1))
+                        motion, ms = _timed(sources[name].estimate, frames[t], frames[t - 1], 1)
                         warped = warp(previous[None], motion.displacement, 1)[0]
                 values.append(psnr(warped, current))
                 gains.append(values[-1] - psnr(previous, current))
                 times.append(ms)
-            rows.append({"clip": clip.name, "source": name,
-                         "weights": "none" if name == ZERO else weights_of(sources[name]),
-                         "psnr_db": float(np.mean(values)),
-                         "psnr_gain_db": float(np.mean(gains)), "ms_per_frame": float(np.median(times)),
-                         "frames": len(frames), "size": "x".join(map(str, clip.video.frames.shape[2:0:-1])),
-                         "reencoded": clip.reencoded, "note": clip.note})
+            rows.append(
+                {
+                    "clip": clip.name,
+                    "source": name,
+                    "weights": "none" if name == ZERO else weights_of(sources[name]),
+                    "psnr_db": float(np.mean(values)),
+                    "psnr_gain_db": float(np.mean(gains)),
+                    "ms_per_frame": float(np.median(times)),
+                    "frames": len(frames),
+                    "size": "x".join(map(str, clip.video.frames.shape[2:0:-1])),
+                    "reencoded": clip.reencoded,
+                    "note": clip.note,
+                }
+            )
     return rows
 
 
-def encoding_cost(sizes: Sequence[tuple[int, int]], frames: int, work: Path) -> list[dict[str, Any]]:
+def encoding_cost(
+    sizes: Sequence[tuple[int, int]], frames: int, work: Path
+) -> list[dict[str, Any]]:
     """Wall ms per frame to H.264-encode rendered synthcity frames with the harness's settings."""
     from vidbench.datasets.codec import X264_PARAMS, encode_h264
     from vidbench.datasets.synthcity.render import render_snippet
@@ -157,22 +180,36 @@ def encoding_cost(sizes: Sequence[tuple[int, int]], frames: int, work: Path) -> 
     for height, width in tqdm(sizes, desc="motion: H.264 encoding cost", unit="size"):
         snippet = render_snippet(0, height, width, frames)
         work.mkdir(parents=True, exist_ok=True)
-        _, ms = _timed(lambda: encode_h264(snippet.frames, work / f"encode_{height}x{width}.mp4"))
-        rows.append({"height": height, "width": width, "frames": frames,
-                     "ms_per_frame": ms / frames, "x264_params": X264_PARAMS})
+        _, ms = _timed(encode_h264, snippet.frames, work / f"encode_{height}x{width}.mp4")
+        rows.append(
+            {
+                "height": height,
+                "width": width,
+                "frames": frames,
+                "ms_per_frame": ms / frames,
+                "x264_params": X264_PARAMS,
+            }
+        )
     return rows
 
 
-def _with_sources(loaded: tuple[Sequence[Any], dict[str, str]], settings: MotionSettings,
-                  flownet: Callable[[], Any]) -> tuple[Sequence[Any], dict[str, Any], dict[str, str]]:
+def _with_sources(
+    loaded: tuple[Sequence[Any], dict[str, str]],
+    settings: MotionSettings,
+    flownet: Callable[[], Any],
+) -> tuple[Sequence[Any], dict[str, Any], dict[str, str]]:
     clips, failed = loaded
     return clips, _sources(settings.sources, settings, flownet), failed
 
 
-def run_motion_benchmark(settings: MotionSettings, store: Store, dataset: Any,
-                         flownet: Callable[[], Any],
-                         clips: Callable[[], tuple[Sequence[Any], dict[str, str]]],
-                         work: Path) -> list[dict[str, Any]]:
+def run_motion_benchmark(
+    settings: MotionSettings,
+    store: Store,
+    dataset: Any,
+    flownet: Callable[[], Any],
+    clips: Callable[[], tuple[Sequence[Any], dict[str, str]]],
+    work: Path,
+) -> list[dict[str, Any]]:
     """Measure what the store lacks for these settings; return this benchmark's records."""
     torch.set_num_threads(settings.threads)
     from vidbench.provenance import provenance
@@ -181,16 +218,24 @@ def run_motion_benchmark(settings: MotionSettings, store: Store, dataset: Any,
     parts: dict[str, Callable[[], list[dict[str, Any]]]] = {
         "synthcity-epe": lambda: synthcity_motion(
             dataset.split("val")[: settings.synth_videos],
-            _sources(settings.sources, settings, flownet)),
-        "real-footage": lambda: real_footage_motion(
-            *_with_sources(clips(), settings, flownet)),
+            _sources(settings.sources, settings, flownet),
+        ),
+        "real-footage": lambda: real_footage_motion(*_with_sources(clips(), settings, flownet)),
         "encoding": lambda: encoding_cost(settings.encode_sizes, settings.encode_frames, work),
     }
     done = store.ids()
     for part, measure in parts.items():
         rid = record_id({**base, "part": part})
         if rid not in done:
-            store.append({"record_id": rid, **base, "part": part, "rows": measure(),
-                          "provenance": provenance(), "created": time.time()})
+            store.append(
+                {
+                    "record_id": rid,
+                    **base,
+                    "part": part,
+                    "rows": measure(),
+                    "provenance": provenance(),
+                    "created": time.time(),
+                }
+            )
     wanted = {record_id({**base, "part": part}) for part in parts}
     return [r for r in store.records() if r["record_id"] in wanted]

@@ -39,18 +39,23 @@ def rotating_offset_episodes(
     if interval > labelled_index + 1:
         raise ProtocolError(
             f"Keyframe interval {interval} needs {interval - 1} frames before the labelled "
-            f"frame {labelled_index}; the snippets have only {labelled_index}.")
+            f"frame {labelled_index}; the snippets have only {labelled_index}."
+        )
     if needs_next_keyframe and labelled_index + interval - 1 >= num_frames:
         raise ProtocolError(
             f"Keyframe interval {interval} puts the next keyframe past the end of "
             f"{num_frames}-frame snippets (labelled frame {labelled_index}); use <= "
-            f"{num_frames - labelled_index}.")
-    return [episode(video, video % interval, interval, labelled_index, needs_next_keyframe)
-            for video in range(num_videos)]
+            f"{num_frames - labelled_index}."
+        )
+    return [
+        episode(video, video % interval, interval, labelled_index, needs_next_keyframe)
+        for video in range(num_videos)
+    ]
 
 
-def episode(video: int, offset: int, interval: int, labelled_index: int,
-            needs_next_keyframe: bool) -> Episode:
+def episode(
+    video: int, offset: int, interval: int, labelled_index: int, needs_next_keyframe: bool
+) -> Episode:
     """The frames to feed so that ``labelled_index`` sits ``offset`` frames after a key."""
     key = labelled_index - offset
     look_ahead = needs_next_keyframe and offset > 0

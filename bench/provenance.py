@@ -16,8 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -49,20 +50,32 @@ def provenance() -> dict[str, Any]:
         "code": {"commit": _git("rev-parse", "HEAD") or "unknown", "dirty": bool(status)},
         "versions": {
             "python": platform.python_version(),
-            **{name: _version(name) for name in ("torch", "torchvision", "av", "numpy", "vidbench")},
+            **{
+                name: _version(name) for name in ("torch", "torchvision", "av", "numpy", "vidbench")
+            },
             "libavcodec": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
         },
         "machine": machine(),
-        "settings": {"dtype": "float32", "device": "cpu", "threads": torch.get_num_threads(),
-                     "deterministic": torch.are_deterministic_algorithms_enabled(),
-                     "channels_last": False, "compile": False},
+        "settings": {
+            "dtype": "float32",
+            "device": "cpu",
+            "threads": torch.get_num_threads(),
+            "deterministic": torch.are_deterministic_algorithms_enabled(),
+            "channels_last": False,
+            "compile": False,
+        },
     }
 
 
 def machine() -> dict[str, Any]:
     """The fingerprint that speed comparisons are valid within."""
-    return {"cpu": cpu_model(), "cores": _cpu_quota(), "platform": platform.machine(),
-            "gpu": None, "torch": torch.__version__}
+    return {
+        "cpu": cpu_model(),
+        "cores": _cpu_quota(),
+        "platform": platform.machine(),
+        "gpu": None,
+        "torch": torch.__version__,
+    }
 
 
 def _cpu_quota() -> int:

@@ -30,7 +30,9 @@ class Registry:
 
     def register(self, name: str, target: str) -> None:
         if name in self._entries:
-            raise RegistryError(f"{self.kind} '{name}' is already registered ({self._entries[name]}).")
+            raise RegistryError(
+                f"{self.kind} '{name}' is already registered ({self._entries[name]})."
+            )
         self._entries[name] = target
 
     def get(self, name: str) -> Any:

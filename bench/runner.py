@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm import tqdm
-
 from vidbench.api import DataError, Method, SegmentationPrediction, VideoSource
 from vidbench.evaluators import SegmentationEvaluator
 from vidbench.flops import count_parameters
@@ -79,8 +78,11 @@ def build_dataset(name: str, options: dict[str, str], data_root: Path) -> Any:
 
 def canonical_label(name: str, config: Any, defaults: Any) -> str:
     """``interp-mv:fusion=avg`` with only the options that differ from the defaults."""
-    changed = [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
-               if getattr(config, f.name) != getattr(defaults, f.name)]
+    changed = [
+        f"{f.name}={getattr(config, f.name)}"
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != getattr(defaults, f.name)
+    ]
     return ":".join([name, *changed])
 
 
@@ -93,15 +95,20 @@ def prepare_method(spec: str, dataset: Any, settings: RunSettings) -> Prepared:
     torch.manual_seed(settings.seed)
     method = cls(config, workspace)
     identity = {
-        "method": name, "config": dataclasses.asdict(config), "dataset": dataset.describe(),
-        "split": "val", "checkpoints": workspace.used, "seed": settings.seed,
+        "method": name,
+        "config": dataclasses.asdict(config),
+        "dataset": dataset.describe(),
+        "split": "val",
+        "checkpoints": workspace.used,
+        "seed": settings.seed,
     }
     intervals = settings.intervals if cls.uses_keyframes else (1,)
     return Prepared(canonical_label(name, config, cls.Config()), method, identity, intervals)
 
 
-def run_episode(method: Method, video: VideoSource, frames: Sequence[int], keys: frozenset[int]
-                ) -> dict[int, SegmentationPrediction]:
+def run_episode(
+    method: Method, video: VideoSource, frames: Sequence[int], keys: frozenset[int]
+) -> dict[int, SegmentationPrediction]:
     """Feed ``frames`` in order; check the contract: exactly one prediction per fed frame."""
     method.start(video.info)
     predictions: dict[int, SegmentationPrediction] = {}
@@ -112,30 +119,40 @@ def run_episode(method: Method, video: VideoSource, frames: Sequence[int], keys:
         predictions[prediction.index] = prediction
     if set(predictions) != set(frames):
         raise ContractError(
-            f"{method.name} predicted frames {sorted(predictions)} for fed frames {list(frames)}.")
+            f"{method.name} predicted frames {sorted(predictions)} for fed frames {list(frames)}."
+        )
     return predictions
 
 
-def accuracy_pass(prepared: Prepared, dataset: Any, videos: Sequence[VideoSource], interval: int
-                  ) -> dict[str, Any]:
+def accuracy_pass(
+    prepared: Prepared, dataset: Any, videos: Sequence[VideoSource], interval: int
+) -> dict[str, Any]:
     """``rotating-offset@v1`` over the val split: evaluator state and metrics."""
     method = prepared.method
     episodes = rotating_offset_episodes(
-        len(videos), videos[0].info.num_frames, dataset.labelled_index, interval,
-        method.needs_next_keyframe)
+        len(videos),
+        videos[0].info.num_frames,
+        dataset.labelled_index,
+        interval,
+        method.needs_next_keyframe,
+    )
     evaluator = SegmentationEvaluator(dataset.num_classes, dataset.ignore_index)
     state, keys = evaluator.empty(), 0
-    for scored in tqdm(episodes, desc=f"accuracy {prepared.label} n={interval}", unit="clip",
-                        leave=False):
+    for scored in tqdm(
+        episodes, desc=f"accuracy {prepared.label} n={interval}", unit="clip", leave=False
+    ):
         video = videos[scored.video]
         predictions = run_episode(method, video, scored.frames, scored.keys)
         keys += sum(bool(p.meta.get("key")) for p in predictions.values())
-        state = evaluator.update(state, predictions[scored.scored].labels(),
-                                 video.label(scored.scored), scored.offset)
+        state = evaluator.update(
+            state, predictions[scored.scored].labels(), video.label(scored.scored), scored.offset
+        )
     metrics = evaluator.compute(state)
     return {
-        "metrics": {**metrics, "seg/miou_per_offset": {str(k): v for k, v in
-                                                      metrics["seg/miou_per_offset"].items()}},
+        "metrics": {
+            **metrics,
+            "seg/miou_per_offset": {str(k): v for k, v in metrics["seg/miou_per_offset"].items()},
+        },
         "state": {"confusion_per_offset": evaluator.to_json(state)},
         "scored_frames": len(episodes),
         "fed_frames": sum(len(e.frames) for e in episodes),
@@ -155,7 +172,9 @@ def stream(method: Method, video: VideoSource, interval: int, meter: Any) -> dic
     if set(emitted) != set(arrival):
         raise ContractError(f"{method.name} left frames without a prediction in a stream.")
     return {
-        "latency_s": latency, "kind": kinds, "components_s": components,
+        "latency_s": latency,
+        "kind": kinds,
+        "components_s": components,
         "delay_frames": [emitted[i][0] - i for i in sorted(arrival)],
         "delay_s": [emitted[i][1] - arrival[i] for i in sorted(arrival)],
     }
@@ -186,13 +205,16 @@ def _timed_steps(method: Method, video: VideoSource, frames: list, meter: Any) -
     return latency, kinds, components, arrival, emitted
 
 
-def spot_check(prepared: Prepared, dataset: Any, video: VideoSource, interval: int) -> dict[str, Any]:
+def spot_check(
+    prepared: Prepared, dataset: Any, video: VideoSource, interval: int
+) -> dict[str, Any]:
     """MLPerf TEST01-style: the stream pass and the accuracy pass agree on the labelled frame
     whose stream offset the accuracy protocol also uses."""
     method = prepared.method
     label = dataset.labelled_index
-    stream_predictions = run_episode(method, video, range(video.info.num_frames),
-                                     stream_keys(video.info.num_frames, interval))
+    stream_predictions = run_episode(
+        method, video, range(video.info.num_frames), stream_keys(video.info.num_frames, interval)
+    )
     scored = episode(0, label % interval, interval, label, method.needs_next_keyframe)
     accuracy_predictions = run_episode(method, video, scored.frames, scored.keys)
     same = stream_predictions[label].labels() == accuracy_predictions[label].labels()
@@ -207,8 +229,10 @@ def cost_pass(prepared: Prepared, video: VideoSource, interval: int) -> dict[str
     executed = {c for c, n in meter.calls.items() if n}
     missing = [c for c in MUST_COUNT if c in executed and meter.flops[c] == 0]
     if missing:
-        raise RuntimeError(f"The FLOP counter saw no work in {missing} of {prepared.label}: "
-                           "register a formula for the operator it uses (vidbench.flops).")
+        raise RuntimeError(
+            f"The FLOP counter saw no work in {missing} of {prepared.label}: "
+            "register a formula for the operator it uses (vidbench.flops)."
+        )
     per_component = {c: meter.flops[c] / 2 / frames / 1e9 for c in sorted(meter.flops)}
     modules = prepared.method.modules()
     return {
@@ -217,21 +241,29 @@ def cost_pass(prepared: Prepared, video: VideoSource, interval: int) -> dict[str
         "params": count_parameters(modules),
         "params_per_module": {k: count_parameters({k: m}) for k, m in modules.items()},
         "convention": "multiply-adds (FLOPs/2) from torch.utils.flop_counter; bilinear sampling "
-                      "and upsampling counted as 4 MACs per output element; element-wise ops not counted",
+        "and upsampling counted as 4 MACs per output element; element-wise ops not counted",
     }
 
 
 class Runner:
     """Runs what the store lacks for a set of methods on one dataset, then leaves records."""
 
-    def __init__(self, store: Store, settings: RunSettings, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, store: Store, settings: RunSettings, log: Callable[[str], None] = print
+    ) -> None:
         self.store = store
         self.settings = settings
         self.log = log
-        self.run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{np.random.default_rng().integers(1 << 30):08x}"
+        self.run_id = (
+            f"{time.strftime('%Y%m%dT%H%M%S')}-{np.random.default_rng().integers(1 << 30):08x}"
+        )
 
-    def compare(self, method_specs: Sequence[str], dataset_name: str,
-                dataset_options: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    def compare(
+        self,
+        method_specs: Sequence[str],
+        dataset_name: str,
+        dataset_options: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
         torch.set_num_threads(self.settings.threads)
         dataset = build_dataset(dataset_name, dataset_options or {}, self.settings.data_root)
         dataset.prepare()
@@ -242,8 +274,12 @@ class Runner:
         with torch.inference_mode():
             for item in prepared:
                 for interval in item.intervals:
-                    identity = {**item.identity, "kind": "accuracy", "protocol": ROTATING_OFFSET,
-                                "interval": interval}
+                    identity = {
+                        **item.identity,
+                        "kind": "accuracy",
+                        "protocol": ROTATING_OFFSET,
+                        "interval": interval,
+                    }
                     rid = record_id(identity)
                     if rid in done:
                         continue
@@ -252,30 +288,66 @@ class Runner:
                     except DataError as error:
                         self._failed(rid, identity, item.label, context, error)
                         continue
-                    self.store.append({"record_id": rid, **identity, "label": item.label,
-                                       **context, **result, "created": time.time()})
-                    self.log(f"accuracy {item.label} n={interval}: "
-                             f"avg {result['metrics']['seg/miou_avg']:.1f} "
-                             f"min {result['metrics']['seg/miou_min']:.1f} mIoU")
+                    self.store.append(
+                        {
+                            "record_id": rid,
+                            **identity,
+                            "label": item.label,
+                            **context,
+                            **result,
+                            "created": time.time(),
+                        }
+                    )
+                    self.log(
+                        f"accuracy {item.label} n={interval}: "
+                        f"avg {result['metrics']['seg/miou_avg']:.1f} "
+                        f"min {result['metrics']['seg/miou_min']:.1f} mIoU"
+                    )
             self._speed(prepared, dataset, videos[: self.settings.speed_videos], context, done)
         return [r for r in self.store.records() if r.get("run_id") == self.run_id]
 
-    def _failed(self, rid: str, identity: dict[str, Any], label: str, context: dict[str, Any],
-                error: Exception) -> None:
+    def _failed(
+        self,
+        rid: str,
+        identity: dict[str, Any],
+        label: str,
+        context: dict[str, Any],
+        error: Exception,
+    ) -> None:
         """Keep the failure as a record (a later run retries it) and carry on."""
-        self.store.append({"record_id": rid, **identity, "label": label, **context,
-                           "error": str(error), "created": time.time()})
+        self.store.append(
+            {
+                "record_id": rid,
+                **identity,
+                "label": label,
+                **context,
+                "error": str(error),
+                "created": time.time(),
+            }
+        )
         self.log(f"FAILED {identity['kind']} {label} n={identity['interval']}: {error}")
 
-    def _speed(self, prepared: Sequence[Prepared], dataset: Any, videos: Sequence[VideoSource],
-               context: dict[str, Any], done: set[str]) -> None:
+    def _speed(
+        self,
+        prepared: Sequence[Prepared],
+        dataset: Any,
+        videos: Sequence[VideoSource],
+        context: dict[str, Any],
+        done: set[str],
+    ) -> None:
         todo = []
         for item in prepared:
             for interval in item.intervals:
-                identity = {**item.identity, "kind": "speed", "scenario": "stream",
-                            "protocol": STREAM, "interval": interval,
-                            "speed_videos": [v.info.name for v in videos],
-                            "rounds": self.settings.speed_rounds, "threads": self.settings.threads}
+                identity = {
+                    **item.identity,
+                    "kind": "speed",
+                    "scenario": "stream",
+                    "protocol": STREAM,
+                    "interval": interval,
+                    "speed_videos": [v.info.name for v in videos],
+                    "rounds": self.settings.speed_rounds,
+                    "threads": self.settings.threads,
+                }
                 rid = record_id(identity)
                 if rid not in done:
                     todo.append((rid, identity, item, interval))
@@ -287,32 +359,50 @@ class Runner:
             for rid, identity, item, _ in todo:
                 self._failed(rid, identity, item.label, context, error)
 
-    def _measure_speed(self, todo: list, dataset: Any, videos: Sequence[VideoSource],
-                       context: dict[str, Any]) -> None:
+    def _measure_speed(
+        self, todo: list, dataset: Any, videos: Sequence[VideoSource], context: dict[str, Any]
+    ) -> None:
         partial = self.store.partial_dir()
         rounds: dict[str, list] = {}
         for rid, _, item, interval in tqdm(todo, desc="speed: warm-up + cost", unit="run"):
             path = partial / f"{rid}.json"
             rounds[rid] = json.loads(path.read_text())["rounds"] if path.exists() else []
             stream(item.method, videos[0], interval, TimingMeter())
-        extras = {rid: {"cost": cost_pass(item, videos[0], interval),
-                        "spot_check": spot_check(item, dataset, videos[0], interval)}
-                  for rid, _, item, interval in todo}
+        extras = {
+            rid: {
+                "cost": cost_pass(item, videos[0], interval),
+                "spot_check": spot_check(item, dataset, videos[0], interval),
+            }
+            for rid, _, item, interval in todo
+        }
         total = self.settings.speed_rounds
         for round_index in tqdm(range(total), desc="speed: interleaved rounds", unit="round"):
             for rid, _, item, interval in todo:
                 if len(rounds[rid]) > round_index:
                     continue
-                rounds[rid].append([stream(item.method, v, interval, TimingMeter()) for v in videos])
+                rounds[rid].append(
+                    [stream(item.method, v, interval, TimingMeter()) for v in videos]
+                )
                 (partial / f"{rid}.json").write_text(json.dumps({"rounds": rounds[rid]}))
         for rid, identity, item, interval in todo:
             speed = summarise_speed(rounds[rid])
             if extras[rid]["spot_check"]["pixel_agreement"] < 1.0:
                 speed["validity"] = "INVALID"
                 speed["reasons"].append("stream output differs from the accuracy pass (spot check)")
-            self.store.append({"record_id": rid, **identity, "label": item.label, **context,
-                               "speed": speed, **extras[rid], "timed_region": TIMED_REGION,
-                               "created": time.time()})
+            self.store.append(
+                {
+                    "record_id": rid,
+                    **identity,
+                    "label": item.label,
+                    **context,
+                    "speed": speed,
+                    **extras[rid],
+                    "timed_region": TIMED_REGION,
+                    "created": time.time(),
+                }
+            )
             (partial / f"{rid}.json").unlink(missing_ok=True)
-            self.log(f"speed {item.label} n={interval}: {speed['fps']:.1f} fps "
-                     f"({speed['validity']}), {extras[rid]['cost']['gmacs_per_frame']:.3f} GMACs/frame")
+            self.log(
+                f"speed {item.label} n={interval}: {speed['fps']:.1f} fps "
+                f"({speed['validity']}), {extras[rid]['cost']['gmacs_per_frame']:.3f} GMACs/frame"
+            )

@@ -29,8 +29,9 @@ def summarise_speed(rounds: list[list[dict[str, list]]]) -> dict[str, Any]:
     streams = [s for one_round in rounds for s in one_round]
     latency_ms = [x * 1e3 for s in streams for x in s["latency_s"]]
     kinds = [k for s in streams for k in s["kind"]]
-    fps_rounds = [sum(len(s["latency_s"]) for s in r) / sum(sum(s["latency_s"]) for s in r)
-                  for r in rounds]
+    fps_rounds = [
+        sum(len(s["latency_s"]) for s in r) / sum(sum(s["latency_s"]) for s in r) for r in rounds
+    ]
     fps = float(np.median(fps_rounds))
     q1, q3 = np.percentile(fps_rounds, [25, 75])
     noise = float((q3 - q1) / fps)
@@ -41,7 +42,9 @@ def summarise_speed(rounds: list[list[dict[str, list]]]) -> dict[str, Any]:
     for step, kind in zip(steps, kinds):
         for name, seconds in step.items():
             components[name] = components.get(name, 0.0) + seconds * 1e3
-            by_kind.setdefault(kind, {})[name] = by_kind.get(kind, {}).get(name, 0.0) + seconds * 1e3
+            by_kind.setdefault(kind, {})[name] = (
+                by_kind.get(kind, {}).get(name, 0.0) + seconds * 1e3
+            )
     reasons, warnings = [], []
     if frames < MIN_SAMPLES:
         reasons.append(f"{frames} samples < {MIN_SAMPLES}")
@@ -59,12 +62,16 @@ def summarise_speed(rounds: list[list[dict[str, list]]]) -> dict[str, Any]:
         "fps_iqr_over_median": noise,
         "frames_timed": frames,
         "latency_ms": _percentiles(latency_ms),
-        "latency_ms_by_kind": {kind: _percentiles([x for x, k in zip(latency_ms, kinds) if k == kind])
-                               for kind in sorted(set(kinds))},
+        "latency_ms_by_kind": {
+            kind: _percentiles([x for x, k in zip(latency_ms, kinds) if k == kind])
+            for kind in sorted(set(kinds))
+        },
         "key_fraction": kinds.count("key") / frames,
         "component_ms_per_frame": {k: v / frames for k, v in sorted(components.items())},
-        "component_ms_by_kind": {kind: {k: v / kinds.count(kind) for k, v in sorted(c.items())}
-                                 for kind, c in sorted(by_kind.items())},
+        "component_ms_by_kind": {
+            kind: {k: v / kinds.count(kind) for k, v in sorted(c.items())}
+            for kind, c in sorted(by_kind.items())
+        },
         "delay_frames": {"mean": float(np.mean(delay_frames)), "max": int(max(delay_frames))},
         "delay_ms": _percentiles(delay_ms),
         "raw_latency_ms": [round(x, 4) for x in latency_ms],

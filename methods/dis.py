@@ -11,7 +11,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-
 from vidbench.api import Frame
 from vidbench.methods.motion_sources import Motion, MotionSource, regrid
 
@@ -45,7 +44,8 @@ class DISMotion(MotionSource):
     def __init__(self, preset: str = "fast", threads: int = 1) -> None:
         if preset not in PRESETS:
             raise ValueError(
-                f"DISMotion: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+                f"DISMotion: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}"
+            )
         if threads < 1:
             raise ValueError(f"DISMotion: threads must be >= 1, got {threads}")
         self.preset = preset
@@ -57,11 +57,13 @@ class DISMotion(MotionSource):
         if current.image.shape != reference.image.shape:
             raise ValueError(
                 f"DISMotion: frames {current.index} and {reference.index} differ in size, "
-                f"{tuple(current.image.shape)} vs {tuple(reference.image.shape)}")
+                f"{tuple(current.image.shape)} vs {tuple(reference.image.shape)}"
+            )
         if cv2.getNumThreads() != self.threads:
             cv2.setNumThreads(self.threads)
-        flow = self._dis.calc(to_gray_uint8(current.image), to_gray_uint8(reference.image),
-                              None)  # (H, W, 2) float32 (dx, dy)
+        flow = self._dis.calc(
+            to_gray_uint8(current.image), to_gray_uint8(reference.image), None
+        )  # (H, W, 2) float32 (dx, dy)
         field = torch.from_numpy(flow).permute(2, 0, 1).contiguous()
         hw = (field.shape[1], field.shape[2])
         displacement, valid = regrid(field, None, 1, stride, hw)

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 from tqdm import tqdm
-
 from vidbench.api import Frame, Method, SegmentationPrediction, VideoInfo, VideoSource, Workspace
 from vidbench.methods.deeplab import OUTPUT_STRIDE, NetConfig, SegmentationNetwork
 from vidbench.methods.motion_sources import regrid
@@ -56,26 +55,39 @@ def train_segmentation_network(
     for _ in tqdm(range(train.steps), desc="train frame model", unit="step"):
         chosen = [samples[i] for i in rng.integers(len(samples), size=train.batch_size)]
         images = torch.stack([video.frame(index).image for video, index in chosen])
-        labels = torch.stack([torch.from_numpy(video.label(index)).long() for video, index in chosen])
+        labels = torch.stack(
+            [torch.from_numpy(video.label(index)).long() for video, index in chosen]
+        )
         flip = torch.from_numpy(rng.random(train.batch_size) < 0.5)
         images[flip] = images[flip].flip(-1)
         labels[flip] = labels[flip].flip(-1)
-        losses.append(descend(optimiser, F.cross_entropy(net(images), labels, ignore_index=IGNORE_INDEX)))
+        losses.append(
+            descend(optimiser, F.cross_entropy(net(images), labels, ignore_index=IGNORE_INDEX))
+        )
         schedule.step()
     torch.save(
-        {"state_dict": net.state_dict(), "net_config": net_config.to_dict(),
-         "train_config": asdict(train), "seed": seed, "losses": losses},
+        {
+            "state_dict": net.state_dict(),
+            "net_config": net_config.to_dict(),
+            "train_config": asdict(train),
+            "seed": seed,
+            "losses": losses,
+        },
         path,
     )
 
 
-def trained_network(workspace: Workspace, net_config: NetConfig, train: TrainConfig) -> SegmentationNetwork:
+def trained_network(
+    workspace: Workspace, net_config: NetConfig, train: TrainConfig
+) -> SegmentationNetwork:
     """The per-frame network for the workspace's dataset, trained once and cached."""
     key = {"net": net_config.to_dict(), "train": asdict(train), "seed": workspace.seed}
     path = workspace.checkpoint(
-        "segmentation-network", key,
+        "segmentation-network",
+        key,
         lambda out: train_segmentation_network(
-            workspace.train_videos(), net_config, train, workspace.seed, out),
+            workspace.train_videos(), net_config, train, workspace.seed, out
+        ),
     )
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     net = SegmentationNetwork(NetConfig.from_dict(checkpoint["net_config"]))
@@ -115,9 +127,15 @@ class SegmentationConfig:
     def net_config(self, num_classes: int) -> NetConfig:
         layers = tuple(int(part) for part in self.layers.split("-"))
         if len(layers) != 4 or min(layers) < 1:
-            raise ValueError(f"layers must be four positive counts like 3-4-23-3, not {self.layers!r}")
-        return NetConfig(layers=layers, width_per_group=self.width, expansion=self.expansion,
-                         num_classes=num_classes)
+            raise ValueError(
+                f"layers must be four positive counts like 3-4-23-3, not {self.layers!r}"
+            )
+        return NetConfig(
+            layers=layers,
+            width_per_group=self.width,
+            expansion=self.expansion,
+            num_classes=num_classes,
+        )
 
 
 class SegmentationMethod(Method):

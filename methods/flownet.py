@@ -23,7 +23,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
-
 from vidbench.api import Frame, VideoSource
 from vidbench.methods.deeplab import OUTPUT_STRIDE, SegmentationNetwork
 from vidbench.methods.feature_reuse import descend
@@ -44,8 +43,8 @@ class FlowNetSimple(nn.Module):
     def __init__(self, feature_channels: int, width: int = 32) -> None:
         super().__init__()
         w = width
-        self.conv1 = _conv(6, w, 7, 2)           # stride 4 of the original image
-        self.conv2 = _conv(w, 2 * w, 5, 2)       # 8
+        self.conv1 = _conv(6, w, 7, 2)  # stride 4 of the original image
+        self.conv2 = _conv(w, 2 * w, 5, 2)  # 8
         self.conv3 = nn.Sequential(_conv(2 * w, 4 * w, 5, 2), _conv(4 * w, 4 * w, 3))  # 16
         self.conv4 = nn.Sequential(_conv(4 * w, 8 * w, 3, 2), _conv(8 * w, 8 * w, 3))  # 32
         self.conv5 = nn.Sequential(_conv(8 * w, 8 * w, 3, 2), _conv(8 * w, 8 * w, 3))  # 64
@@ -61,7 +60,9 @@ class FlowNetSimple(nn.Module):
         nn.init.zeros_(self.scale.weight)
         nn.init.ones_(self.scale.bias)  # ... and pure warping (scale 1)
 
-    def forward(self, current: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, current: torch.Tensor, reference: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         pair = F.avg_pool2d(torch.cat([current, reference], 1) * 2 - 1, 2, ceil_mode=True)
         c3 = self.conv3(self.conv2(self.conv1(pair)))
         c4 = self.conv4(c3)
@@ -77,10 +78,15 @@ def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def _block(cin: int, cout: int, kernel: int = 3, stride: int = 1, batch_norm: bool = False) -> nn.Sequential:
+def _block(
+    cin: int, cout: int, kernel: int = 3, stride: int = 1, batch_norm: bool = False
+) -> nn.Sequential:
     if batch_norm:
-        return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, bias=False),
-                             nn.BatchNorm2d(cout), nn.LeakyReLU(0.1))
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.LeakyReLU(0.1),
+        )
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2), nn.LeakyReLU(0.1))
 
 
@@ -97,27 +103,55 @@ class FlowNetS(nn.Module):
 
     MEAN = (0.45, 0.432, 0.411)  # RGB mean the published checkpoints subtract from [0, 1] input
 
-    def __init__(self, feature_channels: int, batch_norm: bool = False, div_flow: float = 20.0) -> None:
+    def __init__(
+        self, feature_channels: int, batch_norm: bool = False, div_flow: float = 20.0
+    ) -> None:
         super().__init__()
         self.div_flow = div_flow
-        widths = [(6, 64, 7, 2), (64, 128, 5, 2), (128, 256, 5, 2), (256, 256, 3, 1),
-                  (256, 512, 3, 2), (512, 512, 3, 1), (512, 512, 3, 2), (512, 512, 3, 1),
-                  (512, 1024, 3, 2), (1024, 1024, 3, 1)]
-        names = ["conv1", "conv2", "conv3", "conv3_1", "conv4", "conv4_1", "conv5", "conv5_1",
-                 "conv6", "conv6_1"]
+        widths = [
+            (6, 64, 7, 2),
+            (64, 128, 5, 2),
+            (128, 256, 5, 2),
+            (256, 256, 3, 1),
+            (256, 512, 3, 2),
+            (512, 512, 3, 1),
+            (512, 512, 3, 2),
+            (512, 512, 3, 1),
+            (512, 1024, 3, 2),
+            (1024, 1024, 3, 1),
+        ]
+        names = [
+            "conv1",
+            "conv2",
+            "conv3",
+            "conv3_1",
+            "conv4",
+            "conv4_1",
+            "conv5",
+            "conv5_1",
+            "conv6",
+            "conv6_1",
+        ]
         for name, (cin, cout, kernel, stride) in zip(names, widths):
             self.add_module(name, _block(cin, cout, kernel, stride, batch_norm))
-        for level, (cin, cout) in zip((5, 4, 3, 2), ((1024, 512), (1026, 256), (770, 128), (386, 64))):
+        for level, (cin, cout) in zip(
+            (5, 4, 3, 2), ((1024, 512), (1026, 256), (770, 128), (386, 64))
+        ):
             self.add_module(f"deconv{level}", _upconv(cin, cout))
         for level, cin in zip((6, 5, 4, 3, 2), (1024, 1026, 770, 386, 194)):
             self.add_module(f"predict_flow{level}", nn.Conv2d(cin, 2, 3, 1, 1, bias=False))
         for level in (6, 5, 4, 3):
-            self.add_module(f"upsampled_flow{level}_to_{level - 1}", nn.ConvTranspose2d(2, 2, 4, 2, 1, bias=False))
+            self.add_module(
+                f"upsampled_flow{level}_to_{level - 1}",
+                nn.ConvTranspose2d(2, 2, 4, 2, 1, bias=False),
+            )
         self.scale = nn.Conv2d(194, feature_channels, 1)
         nn.init.zeros_(self.scale.weight)
         nn.init.ones_(self.scale.bias)
 
-    def forward(self, current: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, current: torch.Tensor, reference: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         mean = torch.tensor(self.MEAN * 2, dtype=current.dtype).view(1, 6, 1, 1)
         x = F.avg_pool2d(torch.cat([current, reference], 1), 2, ceil_mode=True) - mean
         c2 = self.conv2(self.conv1(x))
@@ -128,8 +162,9 @@ class FlowNetS(nn.Module):
         flow = self.predict_flow6(top)
         for level, skip in ((5, c5), (4, c4), (3, c3), (2, c2)):
             up_flow = getattr(self, f"upsampled_flow{level + 1}_to_{level}")(flow)
-            top = torch.cat([skip, _crop(getattr(self, f"deconv{level}")(top), skip),
-                             _crop(up_flow, skip)], 1)
+            top = torch.cat(
+                [skip, _crop(getattr(self, f"deconv{level}")(top), skip), _crop(up_flow, skip)], 1
+            )
             flow = getattr(self, f"predict_flow{level}")(top)
         flow = F.avg_pool2d(flow, 2, ceil_mode=True) * self.div_flow * 2
         return flow, F.avg_pool2d(self.scale(top), 2, ceil_mode=True)
@@ -173,8 +208,9 @@ class FlowTrainConfig:
     pretrain_max_distance: int = 4
 
 
-def compose_backward(flows: np.ndarray, valid: np.ndarray, current: int, distance: int
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def compose_backward(
+    flows: np.ndarray, valid: np.ndarray, current: int, distance: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Ground-truth displacement from frame ``current`` to ``current - distance`` by chaining
     one-frame backward flows (``flows[t]`` maps frame t+1 to t); valid where every link is."""
     total = torch.from_numpy(flows[current - 1]).float()
@@ -188,11 +224,14 @@ def compose_backward(flows: np.ndarray, valid: np.ndarray, current: int, distanc
     return total, ok > 0
 
 
-def pretrain_flow(videos: Sequence[VideoSource], network: nn.Module, config: FlowTrainConfig,
-                  seed: int) -> list[float]:
+def pretrain_flow(
+    videos: Sequence[VideoSource], network: nn.Module, config: FlowTrainConfig, seed: int
+) -> list[float]:
     """End-point-error training on synthcity's rendered flow, on the stride-16 grid."""
     rng = np.random.default_rng(seed)
-    truth = [video.backward_flow() for video in tqdm(videos, desc="ground-truth flow", unit="video")]
+    truth = [
+        video.backward_flow() for video in tqdm(videos, desc="ground-truth flow", unit="video")
+    ]
     optimiser = torch.optim.Adam(network.parameters(), lr=config.lr)
     losses = []
     network.train()
@@ -217,8 +256,14 @@ def pretrain_flow(videos: Sequence[VideoSource], network: nn.Module, config: Flo
     return losses
 
 
-def finetune_dff(videos: Sequence[VideoSource], network: nn.Module, net: SegmentationNetwork,
-                 config: FlowTrainConfig, seed: int, ignore_index: int = 255) -> list[float]:
+def finetune_dff(
+    videos: Sequence[VideoSource],
+    network: nn.Module,
+    net: SegmentationNetwork,
+    config: FlowTrainConfig,
+    seed: int,
+    ignore_index: int = 255,
+) -> list[float]:
     """DFF end-to-end: current frame c, key c-o with o in [0, max_key_distance]; the loss is
     the segmentation loss of the warped, scaled key features on frame c."""
     rng = np.random.default_rng(seed + 1)
@@ -241,13 +286,22 @@ def finetune_dff(videos: Sequence[VideoSource], network: nn.Module, net: Segment
         features = warp(key_features, flow, OUTPUT_STRIDE) * scale
         size = (current_images.shape[-2], current_images.shape[-1])
         logits = net.task.logits(net.task.project(features), size)
-        losses.append(descend(optimiser, F.cross_entropy(logits, torch.stack(labels),
-                                                         ignore_index=ignore_index)))
+        losses.append(
+            descend(
+                optimiser, F.cross_entropy(logits, torch.stack(labels), ignore_index=ignore_index)
+            )
+        )
     return losses
 
 
-def train_flownet(videos: Sequence[VideoSource], net: SegmentationNetwork, config: FlowTrainConfig,
-                  seed: int, path: Path, initial: Path | None = None) -> None:
+def train_flownet(
+    videos: Sequence[VideoSource],
+    net: SegmentationNetwork,
+    config: FlowTrainConfig,
+    seed: int,
+    path: Path,
+    initial: Path | None = None,
+) -> None:
     """Pre-train FlowNetSimple on ground-truth flow, or start from ``initial`` weights (e.g. a
     published FlowNetS, as DFF starts from Flying Chairs); then DFF end-to-end; save."""
     torch.manual_seed(seed)
@@ -259,9 +313,16 @@ def train_flownet(videos: Sequence[VideoSource], net: SegmentationNetwork, confi
     for parameter in net.parameters():
         parameter.requires_grad_(False)
     finetune = finetune_dff(videos, network, net, config, seed)
-    torch.save({"state_dict": network.state_dict(), "config": asdict(config),
-                "div_flow": getattr(network, "div_flow", FLOW_DIVISOR),
-                "pretrain_losses": pretrain, "finetune_losses": finetune}, path)
+    torch.save(
+        {
+            "state_dict": network.state_dict(),
+            "config": asdict(config),
+            "div_flow": getattr(network, "div_flow", FLOW_DIVISOR),
+            "pretrain_losses": pretrain,
+            "finetune_losses": finetune,
+        },
+        path,
+    )
 
 
 def load_flownet(path: Path, feature_channels: int) -> nn.Module:
@@ -276,18 +337,25 @@ def load_flownet(path: Path, feature_channels: int) -> nn.Module:
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a checkpoint with a state dict.")
     if "conv6.0.weight" in state:
-        network: nn.Module = FlowNetS(feature_channels, batch_norm="conv1.1.running_mean" in state,
-                                      div_flow=float(checkpoint.get("div_flow", 20.0)))
+        network: nn.Module = FlowNetS(
+            feature_channels,
+            batch_norm="conv1.1.running_mean" in state,
+            div_flow=float(checkpoint.get("div_flow", 20.0)),
+        )
         allowed_missing = {"scale.weight", "scale.bias"}
     elif "flow3.weight" in state:
         network = FlowNetSimple(feature_channels, checkpoint["config"]["width"])
         allowed_missing = set()
     else:
-        raise ValueError(f"{path}: neither a FlowNetS checkpoint (conv1..conv6_1, predict_flow2..6)"
-                         " nor a vidbench FlowNetSimple checkpoint.")
+        raise ValueError(
+            f"{path}: neither a FlowNetS checkpoint (conv1..conv6_1, predict_flow2..6)"
+            " nor a vidbench FlowNetSimple checkpoint."
+        )
     result = network.load_state_dict(state, strict=False)
     missing = set(result.missing_keys) - allowed_missing
     if missing or result.unexpected_keys:
-        raise ValueError(f"{path} does not fit {type(network).__name__}: missing "
-                         f"{sorted(missing)[:5]}, unexpected {sorted(result.unexpected_keys)[:5]}.")
+        raise ValueError(
+            f"{path} does not fit {type(network).__name__}: missing "
+            f"{sorted(missing)[:5]}, unexpected {sorted(result.unexpected_keys)[:5]}."
+        )
     return network.eval()

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 from tqdm import tqdm
-
 from vidbench.api import Frame, SegmentationPrediction, VideoInfo, VideoSource, Workspace
 from vidbench.methods.deeplab import ConvFusion, SegmentationNetwork
 from vidbench.methods.feature_reuse import (
@@ -69,7 +68,9 @@ def interpolate_features(
     return forward, backward
 
 
-def fuse_simple(kind: Fusion, forward: torch.Tensor, backward: torch.Tensor, alpha: float) -> torch.Tensor:
+def fuse_simple(
+    kind: Fusion, forward: torch.Tensor, backward: torch.Tensor, alpha: float
+) -> torch.Tensor:
     """Parameter-free fusion of the weighted maps (see the module docstring)."""
     if kind == "avg":
         return alpha * forward + (1 - alpha) * backward
@@ -77,7 +78,9 @@ def fuse_simple(kind: Fusion, forward: torch.Tensor, backward: torch.Tensor, alp
     return torch.maximum(alpha / top * forward, (1 - alpha) / top * backward)
 
 
-def fusion_samples(videos: Sequence[VideoSource], max_interval: int) -> list[tuple[VideoSource, int, int, int]]:
+def fusion_samples(
+    videos: Sequence[VideoSource], max_interval: int
+) -> list[tuple[VideoSource, int, int, int]]:
     """Every (video, labelled frame L, interval n, offset p) with both keys inside the video."""
     samples = []
     for video in videos:
@@ -90,7 +93,11 @@ def fusion_samples(videos: Sequence[VideoSource], max_interval: int) -> list[tup
 
 
 def train_conv_fusion(
-    videos: Sequence[VideoSource], net: SegmentationNetwork, config: InterpConfig, seed: int, path: Path
+    videos: Sequence[VideoSource],
+    net: SegmentationNetwork,
+    config: InterpConfig,
+    seed: int,
+    path: Path,
 ) -> None:
     """Sec. 4.1: a labelled frame with a preceding and a succeeding keyframe; only the fusion
     layer learns (initialised as average fusion), the loss is on the labelled frame."""
@@ -112,14 +119,21 @@ def train_conv_fusion(
                 features = net.features(torch.stack([frames[0].image, frames[n].image]))
                 motion = [motion_on_feature_grid(frame) for frame in frames]
                 forward, backward = interpolate_features(
-                    features[:1], features[1:], motion[1:n], motion[n:1:-1])
+                    features[:1], features[1:], motion[1:n], motion[n:1:-1]
+                )
             alpha = (n - p) / n
             stacked.append((alpha * forward[p - 1], (1 - alpha) * backward[p - 1]))
             labels.append(torch.from_numpy(video.label(label)).long())
         projected = fusion(torch.cat([f for f, _ in stacked]), torch.cat([b for _, b in stacked]))
         size = (labels[0].shape[0], labels[0].shape[1])
-        losses.append(descend(optimiser, F.cross_entropy(
-            net.task.logits(projected, size), torch.stack(labels), ignore_index=IGNORE_INDEX)))
+        losses.append(
+            descend(
+                optimiser,
+                F.cross_entropy(
+                    net.task.logits(projected, size), torch.stack(labels), ignore_index=IGNORE_INDEX
+                ),
+            )
+        )
     torch.save({"state_dict": fusion.state_dict(), "losses": losses}, path)
 
 
@@ -135,15 +149,24 @@ class InterpMV(SegmentationMethod):
         super().__init__(config, workspace)
         self.fusion: ConvFusion | None = None
         if config.fusion == "conv":
-            key = {"net": self.net.config.to_dict(), "train_steps": config.train_steps,
-                   "fusion": asdict(config), "seed": workspace.seed}
+            key = {
+                "net": self.net.config.to_dict(),
+                "train_steps": config.train_steps,
+                "fusion": asdict(config),
+                "seed": workspace.seed,
+            }
             net = self.net
             path = workspace.checkpoint(
-                "conv-fusion", key,
-                lambda out: train_conv_fusion(workspace.train_videos(), net, config, workspace.seed, out),
+                "conv-fusion",
+                key,
+                lambda out: train_conv_fusion(
+                    workspace.train_videos(), net, config, workspace.seed, out
+                ),
             )
             self.fusion = ConvFusion(self.net.task.project)
-            self.fusion.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+            self.fusion.load_state_dict(
+                torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+            )
             self.fusion.eval()
 
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -169,17 +192,22 @@ class InterpMV(SegmentationMethod):
             return []
         with self.meter("warp"):
             chain = propagate(self.key_features, [motion for _, motion in self.pending])
-        emitted = [self.segment(index, features, key=False)
-                   for (index, _), features in zip(self.pending, chain)]
+        emitted = [
+            self.segment(index, features, key=False)
+            for (index, _), features in zip(self.pending, chain)
+        ]
         self.pending = []
         return emitted
 
-    def _interpolate(self, next_key: torch.Tensor, next_motion: torch.Tensor) -> list[SegmentationPrediction]:
+    def _interpolate(
+        self, next_key: torch.Tensor, next_motion: torch.Tensor
+    ) -> list[SegmentationPrediction]:
         motions = [motion for _, motion in self.pending]
         n = len(motions) + 1
         with self.meter("warp"):
             forward, backward = interpolate_features(
-                self.key_features, next_key, motions, [next_motion, *motions[:0:-1]])
+                self.key_features, next_key, motions, [next_motion, *motions[:0:-1]]
+            )
         emitted = []
         for p, (index, _) in enumerate(self.pending, start=1):
             alpha = (n - p) / n

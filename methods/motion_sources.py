@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 import torch
 from torch.nn import functional as F
-
 from vidbench.api import Frame
 
 
@@ -56,8 +55,13 @@ class MotionSource(abc.ABC):
         return {}
 
 
-def regrid(field: torch.Tensor, valid: torch.Tensor | None, cell: int, stride: int,
-           frame_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def regrid(
+    field: torch.Tensor,
+    valid: torch.Tensor | None,
+    cell: int,
+    stride: int,
+    frame_hw: tuple[int, int],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Move a (2, h, w) field on cells of ``cell`` px to cells of ``stride`` px: valid values
     are averaged when coarsening (an integer factor), repeated when refining. Cells without a
     valid value get zero displacement and ``valid`` False."""
@@ -90,13 +94,15 @@ class CodecMotion(MotionSource):
         if reference.index != current.index - 1:
             raise ValueError(
                 f"Codec motion vectors relate a frame to its predecessor only; asked for frame "
-                f"{current.index} against {reference.index}. Use an incremental chain.")
+                f"{current.index} against {reference.index}. Use an incremental chain."
+            )
         hw = (current.image.shape[-2], current.image.shape[-1])
         if current.motion is None or current.motion_valid is None:
             grid = (-(-hw[0] // stride), -(-hw[1] // stride))
             return Motion(torch.zeros(2, *grid), torch.zeros(grid, dtype=torch.bool))
-        displacement, valid = regrid(current.motion, current.motion_valid, current.motion_grid,
-                                     stride, hw)
+        displacement, valid = regrid(
+            current.motion, current.motion_valid, current.motion_grid, stride, hw
+        )
         return Motion(displacement, valid)
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-
 from vidbench.api import Frame, SegmentationPrediction, VideoInfo, Workspace
 from vidbench.methods.deeplab import OUTPUT_STRIDE
 from vidbench.methods.feature_reuse import SegmentationConfig, SegmentationMethod
@@ -61,23 +60,33 @@ class Propagation(SegmentationMethod):
         if config.reference == "key" and not self.source.pairwise:
             raise ValueError(
                 f"Motion source '{config.motion}' relates a frame to its predecessor only; "
-                "use reference=previous.")
+                "use reference=previous."
+            )
 
     def _build_source(self, config: PropConfig, workspace: Workspace) -> MotionSource:
         if config.motion == "flownet":
             initial = Path(config.flownet_weights) if config.flownet_weights else None
             if initial is not None and not initial.exists():
                 raise FileNotFoundError(f"No flow network weights at {initial}.")
-            train = FlowTrainConfig(pretrain_steps=config.flownet_pretrain_steps,
-                                    finetune_steps=config.flownet_finetune_steps)
-            key = {"net": self.net.config.to_dict(), "train_steps": config.train_steps,
-                   "flow": asdict(train), "seed": workspace.seed,
-                   "initial": hashlib.sha256(initial.read_bytes()).hexdigest() if initial else None}
+            train = FlowTrainConfig(
+                pretrain_steps=config.flownet_pretrain_steps,
+                finetune_steps=config.flownet_finetune_steps,
+            )
+            key = {
+                "net": self.net.config.to_dict(),
+                "train_steps": config.train_steps,
+                "flow": asdict(train),
+                "seed": workspace.seed,
+                "initial": hashlib.sha256(initial.read_bytes()).hexdigest() if initial else None,
+            }
             net, channels = self.net, self.net.config.feature_channels
             path = workspace.checkpoint(
-                "flownet", key,
-                lambda out: train_flownet(workspace.train_videos(), net, train, workspace.seed, out,
-                                          initial))
+                "flownet",
+                key,
+                lambda out: train_flownet(
+                    workspace.train_videos(), net, train, workspace.seed, out, initial
+                ),
+            )
             return FlowNetMotion(load_flownet(path, channels))
         if config.motion == "raft":
             return build_source("raft", weights=config.raft_weights or None)
@@ -100,8 +109,9 @@ class Propagation(SegmentationMethod):
             features = self.features(frame)
             self.key = (frame, features)
         else:
-            reference, base = ((self.previous, self.cached) if self.config.reference == "previous"
-                               else self.key)
+            reference, base = (
+                (self.previous, self.cached) if self.config.reference == "previous" else self.key
+            )
             with self.meter("motion"):
                 motion = self.source.estimate(frame, reference, OUTPUT_STRIDE)
             with self.meter("warp"):

@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 from torchvision.models import optical_flow
-
 from vidbench.api import Frame
 from vidbench.methods.motion_sources import Motion, MotionSource, regrid
 
@@ -44,15 +43,20 @@ def load_raft_weights(network: torch.nn.Module, path: Path, variant: str) -> Non
         raise FileNotFoundError(
             f"RAFT weights file {path} does not exist; download torchvision's raft_{variant} "
             f"checkpoint ({url}) on a machine with internet access and pass its local path, "
-            f"or pass weights=None for a randomly initialised network")
+            f"or pass weights=None for a randomly initialised network"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for non-checkpoint files
-        raise ValueError(f"RAFT weights file {path} is not a readable torch checkpoint "
-                         f"({type(error).__name__}: {error})") from error
+        raise ValueError(
+            f"RAFT weights file {path} is not a readable torch checkpoint "
+            f"({type(error).__name__}: {error})"
+        ) from error
     if not isinstance(state, dict):
-        raise ValueError(f"RAFT weights file {path} holds a {type(state).__name__}, not a "
-                         f"state dict; save it with torch.save(model.state_dict(), path)")
+        raise ValueError(
+            f"RAFT weights file {path} holds a {type(state).__name__}, not a "
+            f"state dict; save it with torch.save(model.state_dict(), path)"
+        )
     try:
         network.load_state_dict(state)
     except RuntimeError as error:
@@ -71,11 +75,20 @@ def _mismatch(network: torch.nn.Module, state: dict) -> str:
     expected = network.state_dict()
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
-    reshaped = [key for key in expected
-                if key in state and getattr(state[key], "shape", None) != expected[key].shape]
-    parts = [f"{len(keys)} {what}, e.g. {keys[0]}" for what, keys in
-             (("missing keys", missing), ("unexpected keys", unexpected),
-              ("shape mismatches", reshaped)) if keys]
+    reshaped = [
+        key
+        for key in expected
+        if key in state and getattr(state[key], "shape", None) != expected[key].shape
+    ]
+    parts = [
+        f"{len(keys)} {what}, e.g. {keys[0]}"
+        for what, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", reshaped),
+        )
+        if keys
+    ]
     return "; ".join(parts) or "load_state_dict refused it"
 
 
@@ -94,8 +107,9 @@ class RAFTMotion(MotionSource):
     name = "raft"
     pairwise = True
 
-    def __init__(self, variant: str = "small", weights: str | Path | None = None,
-                 iterations: int = 12) -> None:
+    def __init__(
+        self, variant: str = "small", weights: str | Path | None = None, iterations: int = 12
+    ) -> None:
         if iterations < 1:
             raise ValueError(f"RAFTMotion: iterations must be >= 1, got {iterations}")
         self.variant = variant
@@ -113,7 +127,8 @@ class RAFTMotion(MotionSource):
         if current.image.shape != reference.image.shape:
             raise ValueError(
                 f"RAFTMotion: frames {current.index} and {reference.index} differ in size, "
-                f"{tuple(current.image.shape)} vs {tuple(reference.image.shape)}")
+                f"{tuple(current.image.shape)} vs {tuple(reference.image.shape)}"
+            )
         height, width = current.image.shape[-2:]
         device = next(self.network.parameters()).device
         # (2, 3, H, W) in [-1, 1] as torchvision's OpticalFlow transform makes them; RAFT

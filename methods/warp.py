@@ -16,8 +16,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vidbench.datasets.motion import MotionField, resample
-
 
 def warp(features: torch.Tensor, displacement: torch.Tensor, stride: float) -> torch.Tensor:
     """Bilinearly sample `features` (N,C,h,w) at p + displacement/stride for every cell p.
@@ -51,18 +49,3 @@ def warp(features: torch.Tensor, displacement: torch.Tensor, stride: float) -> t
     return F.grid_sample(
         features, grid, mode="bilinear", padding_mode="border", align_corners=False
     )
-
-
-def field_to_tensor(
-    field: MotionField,
-    out_hw: tuple[int, int],
-    stride: float | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """(2, h, w) float32 displacement in pixels for warp, from a block field via resample.
-
-    Cells without a valid vector (intra blocks, I-frames) get displacement 0, so warp copies
-    the feature at the same position there. ``stride`` as in resample (the feature stride).
-    """
-    vectors, _ = resample(field, out_hw, stride)
-    return torch.from_numpy(vectors).to(device)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from vidbench.datasets.synthcity.dataset import SynthCity, SynthCityConfig
 from vidbench.workspace import HarnessWorkspace
 
-TINY = SynthCityConfig(train_videos=2, val_videos=4, height=64, width=128, frames=12,
-                       labelled_index=7, seed=3)
+TINY = SynthCityConfig(
+    train_videos=2, val_videos=4, height=64, width=128, frames=12, labelled_index=7, seed=3
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,7 +27,9 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> SynthCity:
 
 
 @pytest.fixture(scope="session")
-def tiny_workspace(tiny_dataset: SynthCity, tmp_path_factory: pytest.TempPathFactory) -> HarnessWorkspace:
+def tiny_workspace(
+    tiny_dataset: SynthCity, tmp_path_factory: pytest.TempPathFactory
+) -> HarnessWorkspace:
     return HarnessWorkspace(tiny_dataset, tmp_path_factory.mktemp("checkpoints"), seed=0)
 
 

@@ -9,9 +9,9 @@ import av
 import numpy as np
 import pytest
 import torch
-
 from vidbench.datasets.codec import VideoError, decode_with_motion, encode_h264
-from vidbench.datasets.motion import MotionField, rasterise, resample
+from vidbench.datasets.motion import MotionField, rasterise
+from vidbench.methods.motion_sources import regrid
 
 # content moves this many pixels right and down per frame
 STEP_X, STEP_Y = 3, 2
@@ -24,28 +24,38 @@ def texture(height: int, width: int, seed: int = 0, scale: int = 8) -> np.ndarra
 
     def smooth(channels: int, factor: int) -> torch.Tensor:
         noise = rng.uniform(-1, 1, (1, channels, height // factor + 2, width // factor + 2))
-        up = torch.nn.functional.interpolate(torch.from_numpy(noise), scale_factor=factor,
-                                             mode="bicubic")
+        up = torch.nn.functional.interpolate(
+            torch.from_numpy(noise), scale_factor=factor, mode="bicubic"
+        )
         return up[0, :, :height, :width]
 
     image = 128 + 70 * smooth(1, scale) + 40 * smooth(3, 4 * scale)
     return image.clamp(0, 255).permute(1, 2, 0).numpy().astype(np.uint8)
 
 
-def pan(height: int, width: int, frames: int, step: tuple[int, int] = (STEP_X, STEP_Y),
-        seed: int = 0, scale: int = 8) -> np.ndarray:
+def pan(
+    height: int,
+    width: int,
+    frames: int,
+    step: tuple[int, int] = (STEP_X, STEP_Y),
+    seed: int = 0,
+    scale: int = 8,
+) -> np.ndarray:
     """(T, H, W, 3) windows of a larger texture; the content moves by ``step`` px per frame."""
     sx, sy = step
     big = texture(height + sy * frames, width + sx * frames, seed, scale)
     y0, x0 = sy * frames, sx * frames
     return np.stack(
-        [big[y0 - sy * t: y0 - sy * t + height, x0 - sx * t: x0 - sx * t + width]
-         for t in range(frames)]
+        [
+            big[y0 - sy * t : y0 - sy * t + height, x0 - sx * t : x0 - sx * t + width]
+            for t in range(frames)
+        ]
     )
 
 
-def encode_with(path: Path, frames: np.ndarray, codec: str, options: dict[str, str],
-                pix_fmt: str = "yuv420p") -> None:
+def encode_with(
+    path: Path, frames: np.ndarray, codec: str, options: dict[str, str], pix_fmt: str = "yuv420p"
+) -> None:
     """Encode directly through PyAV with arbitrary settings (streams encode_h264 never makes)."""
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=17)
@@ -64,8 +74,10 @@ def median_vector(field: MotionField) -> tuple[float, float]:
     """Median (dx, dy) over the valid cells."""
     # x264 intra-codes some border blocks of a small frame, the interior is inter-coded
     assert field.valid.mean() > 0.6, "most blocks of a textured pan are inter-coded"
-    return (float(np.median(field.vectors[0][field.valid])),
-            float(np.median(field.vectors[1][field.valid])))
+    return (
+        float(np.median(field.vectors[0][field.valid])),
+        float(np.median(field.vectors[1][field.valid])),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +156,12 @@ def test_size_not_multiple_of_16(tmp_path: Path, height: int, width: int) -> Non
 
 def test_bframes_are_rejected_unless_allowed(tmp_path: Path) -> None:
     path = tmp_path / "bframes.mp4"
-    encode_with(path, pan(64, 96, 8), "libx264",
-                {"x264-params": "bframes=2:b-adapt=0:ref=1:keyint=100:scenecut=0"})
+    encode_with(
+        path,
+        pan(64, 96, 8),
+        "libx264",
+        {"x264-params": "bframes=2:b-adapt=0:ref=1:keyint=100:scenecut=0"},
+    )
     with pytest.raises(VideoError, match="re-encode") as error:
         decode_with_motion(path)
     assert str(path) in str(error.value) and "bframes=0:ref=1" in str(error.value)
@@ -156,16 +172,18 @@ def test_bframes_are_rejected_unless_allowed(tmp_path: Path) -> None:
 
 def test_multiple_references_are_rejected_unless_allowed(tmp_path: Path) -> None:
     path = tmp_path / "ref3.mp4"
-    encode_with(path, pan(64, 96, 6), "libx264",
-                {"x264-params": "bframes=0:ref=3:keyint=100:scenecut=0"})
+    encode_with(
+        path, pan(64, 96, 6), "libx264", {"x264-params": "bframes=0:ref=3:keyint=100:scenecut=0"}
+    )
     with pytest.raises(VideoError, match="ref=3"):
         decode_with_motion(path)
     assert len(decode_with_motion(path, allow_multiref=True).frames) == 6
 
 
 @pytest.mark.parametrize("fraction", [0.5, 0.97])
-def test_truncated_file(pan_video: tuple[Path, np.ndarray], tmp_path: Path,
-                        fraction: float) -> None:
+def test_truncated_file(
+    pan_video: tuple[Path, np.ndarray], tmp_path: Path, fraction: float
+) -> None:
     data = pan_video[0].read_bytes()
     path = tmp_path / "truncated.mp4"
     path.write_bytes(data[: int(len(data) * fraction)])
@@ -213,9 +231,21 @@ def test_max_frames(pan_video: tuple[Path, np.ndarray]) -> None:
 
 def records_of(*blocks: tuple[int, int, int, int, float, float], source: int = -1) -> np.ndarray:
     """AVMotionVector-like records from (dst_x, dst_y, w, h, dx, dy) tuples, quarter-pel."""
-    dtype = np.dtype([("source", "<i4"), ("w", "u1"), ("h", "u1"), ("src_x", "<i2"),
-                      ("src_y", "<i2"), ("dst_x", "<i2"), ("dst_y", "<i2"), ("flags", "<u8"),
-                      ("motion_x", "<i4"), ("motion_y", "<i4"), ("motion_scale", "<u2")])
+    dtype = np.dtype(
+        [
+            ("source", "<i4"),
+            ("w", "u1"),
+            ("h", "u1"),
+            ("src_x", "<i2"),
+            ("src_y", "<i2"),
+            ("dst_x", "<i2"),
+            ("dst_y", "<i2"),
+            ("flags", "<u8"),
+            ("motion_x", "<i4"),
+            ("motion_y", "<i4"),
+            ("motion_scale", "<u2"),
+        ]
+    )
     out = np.zeros(len(blocks), dtype)
     for i, (x, y, w, h, dx, dy) in enumerate(blocks):
         out[i] = (source, w, h, x + int(dx), y + int(dy), x, y, 0, round(dx * 4), round(dy * 4), 4)
@@ -225,7 +255,8 @@ def records_of(*blocks: tuple[int, int, int, int, float, float], source: int = -
 def test_rasterise_blocks_and_grids() -> None:
     records = records_of(
         (8, 8, 16, 16, 1.0, -2.0),  # MB (0, 0)
-        (20, 4, 8, 8, 0.25, 0.0), (28, 4, 8, 8, 0.75, 0.0),  # top half of MB (1, 0)
+        (20, 4, 8, 8, 0.25, 0.0),
+        (28, 4, 8, 8, 0.75, 0.0),  # top half of MB (1, 0)
         (20, 12, 8, 8, 2.0, 0.0),  # bottom-left quadrant; bottom-right is intra
         (40, 8, 16, 16, 5.0, 5.0),  # MB (2, 0), half outside a 40-px-wide frame
     )
@@ -249,20 +280,27 @@ def test_rasterise_blocks_and_grids() -> None:
         rasterise(records, 16, 40, source=0)
 
 
-def test_resample_up_and_down() -> None:
+def test_regrid_up_and_down() -> None:
     field = rasterise(records_of((8, 8, 16, 16, 4.0, 0.0), (20, 12, 8, 8, -2.0, 1.0)), 16, 32)
-    pixels, pixel_valid = resample(field, (16, 32))
+    vectors, valid = torch.from_numpy(field.vectors), torch.from_numpy(field.valid)
+    pixels, pixel_valid = regrid(vectors, valid, field.grid, 1, (16, 32))
     # finer grid: block-constant replication
-    assert (pixels[0, :, :16] == 4).all() and (pixels[:, 8:, 16:24] == [[[-2]], [[1]]]).all()
+    assert (pixels[0, :, :16] == 4).all() and (
+        pixels[:, 8:, 16:24] == torch.tensor([-2.0, 1.0]).view(2, 1, 1)
+    ).all()
     assert pixel_valid[:, :16].all() and not pixel_valid[:8, 16:].any()
     assert (pixels[:, ~pixel_valid] == 0).all()
-    # coarser grid with a feature stride: the second cell averages only its valid quarter
-    coarse, coarse_valid = resample(field, (1, 2), stride=16)
-    np.testing.assert_allclose(coarse[:, 0], [[4, -2], [0, 1]])
+    # the stride-16 feature grid: the second cell averages only its valid quarter
+    coarse, coarse_valid = regrid(vectors, valid, field.grid, 16, (16, 32))
+    np.testing.assert_allclose(coarse[:, 0].numpy(), [[4, -2], [0, 1]])
     assert coarse_valid.all()
-    # a stride whose cells run past the frame: the outside cell is invalid
-    _, padded_valid = resample(field, (2, 3), stride=16)
-    np.testing.assert_array_equal(padded_valid, [[1, 1, 0], [0, 0, 0]])
+    # a frame that is not a multiple of 16: ceil-sized grid, the last cells partial
+    odd = rasterise(records_of((8, 8, 16, 16, 4.0, 0.0)), 24, 40)
+    odd_vectors, odd_valid = regrid(
+        torch.from_numpy(odd.vectors), torch.from_numpy(odd.valid), odd.grid, 16, (24, 40)
+    )
+    assert odd_vectors.shape == (2, 2, 3)
+    np.testing.assert_array_equal(odd_valid.numpy(), [[1, 0, 0], [0, 0, 0]])
 
 
 def test_mid_stream_i_frame(tmp_path: Path) -> None:
@@ -270,8 +308,12 @@ def test_mid_stream_i_frame(tmp_path: Path) -> None:
     from vidbench.methods.motion_sources import CodecMotion
 
     path = tmp_path / "keyint.mp4"
-    encode_with(path, pan(64, 96, 14), "libx264",
-                {"x264-params": "bframes=0:ref=1:keyint=10:min-keyint=10:scenecut=0"})
+    encode_with(
+        path,
+        pan(64, 96, 14),
+        "libx264",
+        {"x264-params": "bframes=0:ref=1:keyint=10:min-keyint=10:scenecut=0"},
+    )
     decoded = decode_with_motion(path)
     assert decoded.pict_types == ["I"] + ["P"] * 9 + ["I"] + ["P"] * 3
     video = EncodedVideo("keyint", path, path.with_suffix(".npz"), (), fps=17)  # no labels read

@@ -6,17 +6,24 @@ import dataclasses
 
 import pytest
 import torch
-
 from vidbench.api import Method, SegmentationPrediction
 from vidbench.meter import TimingMeter
 from vidbench.protocols import stream_keys
 from vidbench.registry import METHODS
 from vidbench.runner import run_episode, stream
 
-FAST = {"train_steps": 3, "fusion_steps": 2, "flownet_pretrain_steps": 2, "flownet_finetune_steps": 2}
+FAST = {
+    "train_steps": 3,
+    "fusion_steps": 2,
+    "flownet_pretrain_steps": 2,
+    "flownet_finetune_steps": 2,
+}
 VARIANTS = [(name, {}) for name in METHODS.names()] + [
-    ("interp-mv", {"fusion": "avg"}), ("interp-mv", {"fusion": "max"}),
-    ("prop", {"motion": "dis"}), ("prop", {"motion": "raft", "reference": "key"})]
+    ("interp-mv", {"fusion": "avg"}),
+    ("interp-mv", {"fusion": "max"}),
+    ("prop", {"motion": "dis"}),
+    ("prop", {"motion": "raft", "reference": "key"}),
+]
 
 
 def build(name: str, options: dict, workspace) -> Method:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from vidbench.evaluators import SegmentationEvaluator, class_iou, miou
 
 
@@ -23,7 +22,9 @@ def brute_force_miou(preds: list[np.ndarray], gts: list[np.ndarray], classes: in
 def random_pair(rng: np.random.Generator, classes: int) -> tuple[np.ndarray, np.ndarray]:
     gt = rng.integers(0, classes, (16, 24))
     gt[rng.random(gt.shape) < 0.1] = 255
-    pred = np.where(rng.random(gt.shape) < 0.7, np.where(gt == 255, 0, gt), rng.integers(0, classes, gt.shape))
+    pred = np.where(
+        rng.random(gt.shape) < 0.7, np.where(gt == 255, 0, gt), rng.integers(0, classes, gt.shape)
+    )
     return pred, gt
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from vidbench.api import Frame
 from vidbench.methods.flownet import (
     FlowNetMotion,
@@ -28,7 +27,9 @@ def test_outputs_sit_on_the_feature_grid_and_start_as_pure_warping() -> None:
     assert torch.allclose(scale, torch.ones_like(scale))
     source = FlowNetMotion(network)
     with torch.no_grad():
-        pixel = source.estimate(frame(torch.rand(3, 72, 136), 3), frame(torch.rand(3, 72, 136), 1), 1)
+        pixel = source.estimate(
+            frame(torch.rand(3, 72, 136), 3), frame(torch.rand(3, 72, 136), 1), 1
+        )
     assert pixel.displacement.shape == (2, 72, 136) and pixel.scale is None
 
 
@@ -48,7 +49,9 @@ def test_pretraining_fits_rendered_flow_better_than_zero_motion(tiny_dataset) ->
     torch.manual_seed(0)
     videos = tiny_dataset.split("train")
     network = FlowNetSimple(feature_channels=8, width=16)
-    config = FlowTrainConfig(width=16, pretrain_steps=80, batch_size=4, lr=2e-3, pretrain_max_distance=2)
+    config = FlowTrainConfig(
+        width=16, pretrain_steps=80, batch_size=4, lr=2e-3, pretrain_max_distance=2
+    )
     losses = pretrain_flow(videos, network, config, seed=0)
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
     network.eval()
@@ -58,7 +61,9 @@ def test_pretraining_fits_rendered_flow_better_than_zero_motion(tiny_dataset) ->
         for t in range(1, video.info.num_frames):
             current, previous = video.frame(t), video.frame(t - 1)
             hw = (current.image.shape[-2], current.image.shape[-1])
-            truth, ok = regrid(torch.from_numpy(flows[t - 1]), torch.from_numpy(valid[t - 1]), 1, 16, hw)
+            truth, ok = regrid(
+                torch.from_numpy(flows[t - 1]), torch.from_numpy(valid[t - 1]), 1, 16, hw
+            )
             with torch.no_grad():
                 predicted = FlowNetMotion(network).estimate(current, previous, 16).displacement
             learned += float((predicted - truth).norm(dim=0)[ok].mean())
@@ -68,14 +73,19 @@ def test_pretraining_fits_rendered_flow_better_than_zero_motion(tiny_dataset) ->
 
 def test_published_flownets_layout_loads_and_starts_with_unit_scale(tmp_path) -> None:
     import pytest
-
     from vidbench.methods.flownet import FlowNetS, load_flownet
 
     torch.manual_seed(0)
     original = FlowNetS(feature_channels=16).eval()
     published = {k: v for k, v in original.state_dict().items() if not k.startswith("scale")}
-    for key in ("conv1.0.weight", "conv3_1.0.bias", "conv6_1.0.weight", "deconv2.0.weight",
-                "predict_flow2.weight", "upsampled_flow3_to_2.weight"):
+    for key in (
+        "conv1.0.weight",
+        "conv3_1.0.bias",
+        "conv6_1.0.weight",
+        "deconv2.0.weight",
+        "predict_flow2.weight",
+        "upsampled_flow3_to_2.weight",
+    ):
         assert key in published
     torch.save({"arch": "flownets", "state_dict": published, "div_flow": 20}, tmp_path / "fns.pth")
     loaded = load_flownet(tmp_path / "fns.pth", feature_channels=16)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
-
 from vidbench.flops import flop_counter
 from vidbench.meter import FlopMeter
 from vidbench.methods.deeplab import ConvFusion, NetConfig, SegmentationNetwork

@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import torch
-
 from vidbench.methods.motion_sources import build_source
 from vidbench.motion_bench import epe, psnr, synthcity_motion
 from vidbench.report.motion import render_motion
@@ -38,15 +37,43 @@ def test_codec_and_dis_beat_zero_motion_on_rendered_flow(tiny_dataset) -> None:
 
 def test_report_blanks_accuracy_of_random_networks(tmp_path: Path) -> None:
     epe_rows = [
-        {"source": "zero", "weights": "none", "epe_px_visible": 3.0, "epe_px_occluded": 3.5,
-         "epe_grid16": 3.1, "ms_per_frame": 0.0, "pairs": 10},
-        {"source": "raft", "weights": "random init", "epe_px_visible": 40.0, "epe_px_occluded": 41.0,
-         "epe_grid16": 39.0, "ms_per_frame": 100.0, "pairs": 10},
+        {
+            "source": "zero",
+            "weights": "none",
+            "epe_px_visible": 3.0,
+            "epe_px_occluded": 3.5,
+            "epe_grid16": 3.1,
+            "ms_per_frame": 0.0,
+            "pairs": 10,
+        },
+        {
+            "source": "raft",
+            "weights": "random init",
+            "epe_px_visible": 40.0,
+            "epe_px_occluded": 41.0,
+            "epe_grid16": 39.0,
+            "ms_per_frame": 100.0,
+            "pairs": 10,
+        },
     ]
-    real_rows = [{"clip": "c", "source": "mv", "weights": "none", "psnr_db": 35.0, "psnr_gain_db": 7.0,
-                  "ms_per_frame": 0.2, "frames": 5, "size": "176x144", "reencoded": True, "note": "why"}]
-    records = [{"record_id": p, "kind": "motion", "part": p, "rows": rows, "created": i}
-               for i, (p, rows) in enumerate([("synthcity-epe", epe_rows), ("real-footage", real_rows)])]
+    real_rows = [
+        {
+            "clip": "c",
+            "source": "mv",
+            "weights": "none",
+            "psnr_db": 35.0,
+            "psnr_gain_db": 7.0,
+            "ms_per_frame": 0.2,
+            "frames": 5,
+            "size": "176x144",
+            "reencoded": True,
+            "note": "why",
+        }
+    ]
+    records = [
+        {"record_id": p, "kind": "motion", "part": p, "rows": rows, "created": i}
+        for i, (p, rows) in enumerate([("synthcity-epe", epe_rows), ("real-footage", real_rows)])
+    ]
     written = render_motion(records, tmp_path)
     text = written["md"].read_text()
     assert "| raft | random init |  |  |  | 100.00 | 10 |" in text

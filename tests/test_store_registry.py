@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-
 from vidbench.registry import METHODS, Registry, RegistryError, parse_config, split_spec
 from vidbench.store import Store, StoreError, record_id
 

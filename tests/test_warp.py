@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from vidbench.datasets.codec import DecodedVideo, decode_with_motion, encode_h264
-from vidbench.datasets.motion import rasterise, resample
-from vidbench.methods.warp import field_to_tensor, warp
+from vidbench.datasets.motion import rasterise
+from vidbench.methods.motion_sources import regrid
+from vidbench.methods.warp import warp
 
 
 def pan(height: int, width: int, frames: int, step: tuple[int, int]) -> np.ndarray:
@@ -20,15 +20,20 @@ def pan(height: int, width: int, frames: int, step: tuple[int, int]) -> np.ndarr
 
     def smooth(channels: int, factor: int) -> torch.Tensor:
         noise = rng.uniform(-1, 1, (1, channels, big_h // factor + 2, big_w // factor + 2))
-        up = torch.nn.functional.interpolate(torch.from_numpy(noise), scale_factor=factor,
-                                             mode="bicubic")
+        up = torch.nn.functional.interpolate(
+            torch.from_numpy(noise), scale_factor=factor, mode="bicubic"
+        )
         return up[0, :, :big_h, :big_w]
 
     big = (128 + 70 * smooth(1, 8) + 40 * smooth(3, 32)).clamp(0, 255)
     big = big.permute(1, 2, 0).numpy().astype(np.uint8)
     y0, x0 = sy * frames, sx * frames
-    return np.stack([big[y0 - sy * t: y0 - sy * t + height, x0 - sx * t: x0 - sx * t + width]
-                     for t in range(frames)])
+    return np.stack(
+        [
+            big[y0 - sy * t : y0 - sy * t + height, x0 - sx * t : x0 - sx * t + width]
+            for t in range(frames)
+        ]
+    )
 
 
 @pytest.mark.parametrize("stride", [1.0, 8.0, 16.0])
@@ -96,8 +101,13 @@ def interior_error(a: torch.Tensor, b: torch.Tensor, margin: int = 16) -> float:
 def pixel_displacement(video: DecodedVideo, t: int) -> torch.Tensor:
     height, width = video.frames.shape[1:3]
     field = rasterise(video.motion[t], height, width, grid=8)
-    vectors, _ = resample(field, (height, width))
-    return torch.from_numpy(vectors)
+    return regrid(
+        torch.from_numpy(field.vectors),
+        torch.from_numpy(field.valid),
+        field.grid,
+        1,
+        (height, width),
+    )[0]
 
 
 def test_forward_warp_of_real_video_matches_next_frame(video: DecodedVideo) -> None:
@@ -131,7 +141,13 @@ def test_strided_warp_on_pooled_frames(video_by_cells: DecodedVideo) -> None:
     for t in range(1, len(video.frames)):
         prev, cur = pool(as_tensor(video.frames[t - 1])), pool(as_tensor(video.frames[t]))
         field = rasterise(video.motion[t], height, width, grid=16)
-        d = field_to_tensor(field, (height // stride, width // stride), stride=stride)
+        d, _ = regrid(
+            torch.from_numpy(field.vectors),
+            torch.from_numpy(field.valid),
+            field.grid,
+            stride,
+            (height, width),
+        )
         assert d.shape == (2, height // stride, width // stride)
         assert (d.flatten(1).median(dim=1).values == -stride).all()
         still = interior_error(prev, cur, margin=2)

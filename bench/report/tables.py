@@ -12,8 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-METRICS = (("mIoU (avg.) (%)", "miou_avg"), ("mIoU (min.) (%)", "miou_min"),
-           ("throughput (fps)", "fps"))
+METRICS = (
+    ("mIoU (avg.) (%)", "miou_avg"),
+    ("mIoU (min.) (%)", "miou_min"),
+    ("throughput (fps)", "fps"),
+)
 COMPONENTS = ("feature", "motion", "warp", "fusion", "task")
 
 
@@ -26,25 +29,45 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         key = (r["dataset"]["fingerprint"], r["label"], r["interval"])
         if r["kind"] == "accuracy":
             m = r["metrics"]
-            accuracy[key] = {"miou_avg": m["seg/miou_avg"], "miou_min": m["seg/miou_min"],
-                             "per_offset": {int(k): v for k, v in m["seg/miou_per_offset"].items()},
-                             "scored_frames": r["scored_frames"]}
+            accuracy[key] = {
+                "miou_avg": m["seg/miou_avg"],
+                "miou_min": m["seg/miou_min"],
+                "per_offset": {int(k): v for k, v in m["seg/miou_per_offset"].items()},
+                "scored_frames": r["scored_frames"],
+            }
         elif r["kind"] == "speed":
             s, c = r["speed"], r["cost"]
             speed[key] = {
-                "fps": s["fps"], "fps_noise": s["fps_iqr_over_median"], "validity": s["validity"],
-                "latency_p50_ms": s["latency_ms"]["p50"], "latency_p90_ms": s["latency_ms"]["p90"],
+                "fps": s["fps"],
+                "fps_noise": s["fps_iqr_over_median"],
+                "validity": s["validity"],
+                "latency_p50_ms": s["latency_ms"]["p50"],
+                "latency_p90_ms": s["latency_ms"]["p90"],
                 "key_p50_ms": s["latency_ms_by_kind"].get("key", {}).get("p50"),
                 "intermediate_p50_ms": s["latency_ms_by_kind"].get("intermediate", {}).get("p50"),
-                "delay_max_frames": s["delay_frames"]["max"], "delay_p50_ms": s["delay_ms"]["p50"],
-                "gmacs_per_frame": c["gmacs_per_frame"], "params_m": c["params"] / 1e6,
+                "delay_max_frames": s["delay_frames"]["max"],
+                "delay_p50_ms": s["delay_ms"]["p50"],
+                "gmacs_per_frame": c["gmacs_per_frame"],
+                "params_m": c["params"] / 1e6,
                 "run_id": r["run_id"],
                 **{f"ms_{k}": s["component_ms_per_frame"].get(k, 0.0) for k in COMPONENTS},
-                **{f"intermediate_ms_{k}": s["component_ms_by_kind"].get("intermediate", {}).get(k, 0.0)
-                   for k in COMPONENTS},
+                **{
+                    f"intermediate_ms_{k}": s["component_ms_by_kind"]
+                    .get("intermediate", {})
+                    .get(k, 0.0)
+                    for k in COMPONENTS
+                },
             }
-    rows = [{"dataset": k[0], "scheme": k[1], "interval": k[2], **accuracy.get(k, {}), **speed.get(k, {})}
-            for k in sorted(set(accuracy) | set(speed), key=lambda k: (k[0], k[1], k[2]))]
+    rows = [
+        {
+            "dataset": k[0],
+            "scheme": k[1],
+            "interval": k[2],
+            **accuracy.get(k, {}),
+            **speed.get(k, {}),
+        }
+        for k in sorted(set(accuracy) | set(speed), key=lambda k: (k[0], k[1], k[2]))
+    ]
     return pd.DataFrame(rows)
 
 
@@ -52,8 +75,10 @@ def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``speedup``: fps over the frame baseline's fps measured in the same run."""
     df = df.copy()
     base = df[df.scheme == "frame"].set_index("run_id")["fps"] if "run_id" in df else pd.Series()
-    df["speedup"] = [row.fps / base[row.run_id] if row.run_id in base.index else float("nan")
-                     for row in df.itertuples()]
+    df["speedup"] = [
+        row.fps / base[row.run_id] if row.run_id in base.index else float("nan")
+        for row in df.itertuples()
+    ]
     return df
 
 
@@ -74,19 +99,33 @@ def seed_table(df: pd.DataFrame, schemes: list[str] | None = None) -> pd.DataFra
 def paper_table(reference_csv: Path, dataset: str = "cityscapes") -> pd.DataFrame:
     """The seed's own Table 1 from results/reference, in the same layout."""
     ref = pd.read_csv(reference_csv)
-    ref = ref[ref.dataset == dataset].rename(columns={"method": "scheme", "keyframe_interval": "interval"})
-    df = ref.pivot_table(index=["scheme", "interval"], columns="metric", values="value").reset_index()
+    ref = ref[ref.dataset == dataset].rename(
+        columns={"method": "scheme", "keyframe_interval": "interval"}
+    )
+    df = ref.pivot_table(
+        index=["scheme", "interval"], columns="metric", values="value"
+    ).reset_index()
     return seed_table(df, ["prop-flow", "prop-mv", "interp-mv"])
 
 
 def breakdown_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per scheme and interval: ms per frame by component, latency by frame type, delay."""
     columns = [f"ms_{c}" for c in COMPONENTS] + [
-        "latency_p50_ms", "key_p50_ms", "intermediate_p50_ms", "delay_max_frames",
-        "delay_p50_ms", "gmacs_per_frame", "params_m", "fps", "speedup", "validity"]
+        "latency_p50_ms",
+        "key_p50_ms",
+        "intermediate_p50_ms",
+        "delay_max_frames",
+        "delay_p50_ms",
+        "gmacs_per_frame",
+        "params_m",
+        "fps",
+        "speedup",
+        "validity",
+    ]
     present = [c for c in columns if c in df]
     return df.set_index(["scheme", "interval"])[present].sort_index(
-        key=lambda idx: idx.map(_scheme_order) if idx.name == "scheme" else idx)
+        key=lambda idx: idx.map(_scheme_order) if idx.name == "scheme" else idx
+    )
 
 
 def intermediate_breakdown(df: pd.DataFrame) -> pd.DataFrame:
@@ -101,10 +140,15 @@ def intermediate_breakdown(df: pd.DataFrame) -> pd.DataFrame:
         times = at.set_index("scheme")[parts]
         totals = times.sum(axis=1)
         for scheme in ("prop-flow", "prop-mv"):
-            rows.append({"interval": interval, "scheme": scheme,
-                         **{p.removeprefix("intermediate_ms_"): times.loc[scheme, p] for p in parts},
-                         "total_ms": totals[scheme],
-                         "vs_prop_flow": totals[scheme] / totals["prop-flow"]})
+            rows.append(
+                {
+                    "interval": interval,
+                    "scheme": scheme,
+                    **{p.removeprefix("intermediate_ms_"): times.loc[scheme, p] for p in parts},
+                    "total_ms": totals[scheme],
+                    "vs_prop_flow": totals[scheme] / totals["prop-flow"],
+                }
+            )
     return pd.DataFrame(rows)
 
 

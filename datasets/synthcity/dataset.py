@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import partial
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
-
 from vidbench.datasets.codec import X264_PARAMS, encode_h264
 from vidbench.datasets.synthcity.render import CLASS_NAMES, render_snippet
 from vidbench.datasets.video import EncodedVideo
@@ -42,7 +41,9 @@ class SynthCityConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.labelled_index < self.frames:
-            raise ValueError(f"labelled_index {self.labelled_index} is outside 0..{self.frames - 1}")
+            raise ValueError(
+                f"labelled_index {self.labelled_index} is outside 0..{self.frames - 1}"
+            )
         if min(self.height, self.width) < 32:
             raise ValueError(f"frames of {self.height}x{self.width} are too small (min 32)")
 
@@ -67,7 +68,11 @@ class SynthCity:
 
     def fingerprint(self) -> str:
         """Identifies the generated data: config, generator and encoder settings."""
-        identity = {"config": asdict(self.config), "generator": GENERATOR_VERSION, "x264": X264_PARAMS}
+        identity = {
+            "config": asdict(self.config),
+            "generator": GENERATOR_VERSION,
+            "x264": X264_PARAMS,
+        }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
     def describe(self) -> dict:
@@ -84,11 +89,15 @@ class SynthCity:
         """Render and encode whatever is missing or damaged; write the manifest."""
         manifest_path = self.root / "manifest.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-        todo = [(split, i, name) for split in SPLITS
-                for i, name in enumerate(self._entry_names(split))
-                if not self._entry_intact(manifest.get(name))]
-        for split, index, name in tqdm(todo, desc="synthcity: render + encode", unit="video",
-                                       disable=not todo):
+        todo = [
+            (split, i, name)
+            for split in SPLITS
+            for i, name in enumerate(self._entry_names(split))
+            if not self._entry_intact(manifest.get(name))
+        ]
+        for split, index, name in tqdm(
+            todo, desc="synthcity: render + encode", unit="video", disable=not todo
+        ):
             manifest[name] = self._generate(split, index, name)
             self.root.mkdir(parents=True, exist_ok=True)
             manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -108,19 +117,35 @@ class SynthCity:
         video_path, labels_path = self.root / f"{name}.mp4", self.root / f"{name}_labels.npz"
         encode_h264(snippet.frames, video_path, fps=c.fps, crf=c.crf)
         np.savez_compressed(labels_path, labels=snippet.labels)
-        return {"video": video_path.name, "labels": labels_path.name, "seed": seed,
-                "frames": c.frames, "height": c.height, "width": c.width,
-                "sha256": _sha256(video_path)}
+        return {
+            "video": video_path.name,
+            "labels": labels_path.name,
+            "seed": seed,
+            "frames": c.frames,
+            "height": c.height,
+            "width": c.width,
+            "sha256": _sha256(video_path),
+        }
 
     def split(self, name: str) -> list[EncodedVideo]:
         """The videos of ``train`` or ``val`` in a fixed order (prepares the data if needed)."""
         if name not in SPLITS:
-            raise ValueError(f"Unknown split '{name}' of synthcity; available: {', '.join(SPLITS)}.")
+            raise ValueError(
+                f"Unknown split '{name}' of synthcity; available: {', '.join(SPLITS)}."
+            )
         self.prepare()
         labelled = tuple(range(self.config.frames))
-        return [EncodedVideo(entry, self.root / f"{entry}.mp4", self.root / f"{entry}_labels.npz",
-                             labelled, float(self.config.fps), partial(self.backward_flow, name, i))
-                for i, entry in enumerate(self._entry_names(name))]
+        return [
+            EncodedVideo(
+                entry,
+                self.root / f"{entry}.mp4",
+                self.root / f"{entry}_labels.npz",
+                labelled,
+                float(self.config.fps),
+                partial(self.backward_flow, name, i),
+            )
+            for i, entry in enumerate(self._entry_names(name))
+        ]
 
     def backward_flow(self, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Rendered ground-truth backward flow of a snippet (re-rendered: it is deterministic,
