@@ -62,7 +62,8 @@ class SegmentationEvaluator:
         total = sum(state.values())
         return {
             "seg/miou_avg": miou(total),
-            "seg/miou_min": min(per_offset.values()),
+            "seg/miou_min": float(np.nanmin(list(per_offset.values()))),
+            "seg/offsets_scored": len(per_offset),
             "seg/miou_per_offset": per_offset,
             "seg/iou_per_class": [float(v) * 100 for v in class_iou(total)],
         }

@@ -4,7 +4,10 @@
 example is scored with its labelled frame L at offset p = j mod n from the previous keyframe
 (key at L - p), so every offset 0..n-1 gets 1/n of the examples. Frames key..L are fed; a
 method that needs the next keyframe (interp-mv) is also fed up to the next key at L - p + n.
-Throughput is measured separately on continuous streams with keys at i mod n == 0.
+Throughput is measured separately on continuous streams (``stream@v2``): keys at i mod n == 0,
+and the stream ends on its last key, so every intermediate frame lies in a complete key-to-key
+segment and look-ahead methods run their full algorithm on every frame (v1 streamed every
+frame, leaving interp-mv's tail to forward-only propagation).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROTATING_OFFSET = "rotating-offset@v1"
-STREAM = "stream@v1"
+STREAM = "stream@v2"
 
 
 class ProtocolError(ValueError):
@@ -67,3 +70,8 @@ def episode(
 def stream_keys(num_frames: int, interval: int) -> frozenset[int]:
     """Keyframes of a continuous stream: every ``interval``-th frame from the first."""
     return frozenset(range(0, num_frames, interval))
+
+
+def stream_frames(num_frames: int, interval: int) -> range:
+    """The frames ``stream@v2`` feeds: from the first frame to the last keyframe."""
+    return range((num_frames - 1) // interval * interval + 1)

@@ -125,6 +125,7 @@ def run_regression(baseline_path: Path, work_dir: Path, update: bool = False) ->
     """Run the CI configuration, compare with the baseline; 0 when nothing failed."""
     store = Store(work_dir / "records.jsonl")
     store.path.unlink(missing_ok=True)  # speed must be measured afresh, in this job
+    shutil.rmtree(store.path.with_suffix(".partial"), ignore_errors=True)
     settings = RunSettings(
         intervals=CI_INTERVALS,
         data_root=work_dir / "data",

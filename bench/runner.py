@@ -28,6 +28,7 @@ from vidbench.protocols import (
     STREAM,
     episode,
     rotating_offset_episodes,
+    stream_frames,
     stream_keys,
 )
 from vidbench.provenance import provenance
@@ -106,6 +107,25 @@ def prepare_method(spec: str, dataset: Any, settings: RunSettings) -> Prepared:
     return Prepared(canonical_label(name, config, cls.Config()), method, identity, intervals)
 
 
+def check_protocol(
+    method_specs: Sequence[str],
+    dataset: Any,
+    videos: Sequence[VideoSource],
+    intervals: Sequence[int],
+) -> None:
+    """Refuse, before any training, intervals the snippets cannot support for a method."""
+    for spec in method_specs:
+        cls = METHODS.get(split_spec(spec)[0])
+        for interval in intervals if cls.uses_keyframes else (1,):
+            rotating_offset_episodes(
+                len(videos),
+                videos[0].info.num_frames,
+                dataset.labelled_index,
+                interval,
+                cls.needs_next_keyframe,
+            )
+
+
 def run_episode(
     method: Method, video: VideoSource, frames: Sequence[int], keys: frozenset[int]
 ) -> dict[int, SegmentationPrediction]:
@@ -161,9 +181,10 @@ def accuracy_pass(
 
 
 def stream(method: Method, video: VideoSource, interval: int, meter: Any) -> dict[str, list]:
-    """One continuous pass over ``video`` (keys at i mod n == 0), timing every step."""
+    """One ``stream@v2`` pass over ``video`` (keys at i mod n == 0, ending on the last key),
+    timing every step."""
     keys = stream_keys(video.info.num_frames, interval)
-    frames = [video.frame(i, i in keys) for i in range(video.info.num_frames)]
+    frames = [video.frame(i, i in keys) for i in stream_frames(video.info.num_frames, interval)]
     previous_meter, method.meter = method.meter, meter
     try:
         latency, kinds, components, arrival, emitted = _timed_steps(method, video, frames, meter)
@@ -189,7 +210,7 @@ def _timed_steps(method: Method, video: VideoSource, frames: list, meter: Any) -
         predictions = method.step(frame)
         stop = now()
         arrival[frame.index] = start
-        emitted.update({p.index: (frame.index, stop) for p in predictions})
+        _emit(method, emitted, predictions, frame.index, stop)
         taken = meter.take() if isinstance(meter, TimingMeter) else {}
         latency.append(stop - start)
         kinds.append("key" if taken.get("feature", 0) > 0 else "intermediate")
@@ -201,8 +222,15 @@ def _timed_steps(method: Method, video: VideoSource, frames: list, meter: Any) -
     if isinstance(meter, TimingMeter):
         for component, seconds in meter.take().items():
             components[-1][component] = components[-1].get(component, 0.0) + seconds
-    emitted.update({p.index: (frames[-1].index, stop) for p in tail})
+    _emit(method, emitted, tail, frames[-1].index, stop)
     return latency, kinds, components, arrival, emitted
+
+
+def _emit(method: Method, emitted: dict, predictions: list, step: int, time_s: float) -> None:
+    for prediction in predictions:
+        if prediction.index in emitted:
+            raise ContractError(f"{method.name} predicted frame {prediction.index} twice.")
+        emitted[prediction.index] = (step, time_s)
 
 
 def spot_check(
@@ -212,8 +240,11 @@ def spot_check(
     whose stream offset the accuracy protocol also uses."""
     method = prepared.method
     label = dataset.labelled_index
+    count = video.info.num_frames
+    if label not in stream_frames(count, interval):
+        return {"frame": label, "skipped": f"frame {label} lies past the stream's last key"}
     stream_predictions = run_episode(
-        method, video, range(video.info.num_frames), stream_keys(video.info.num_frames, interval)
+        method, video, stream_frames(count, interval), stream_keys(count, interval)
     )
     scored = episode(0, label % interval, interval, label, method.needs_next_keyframe)
     accuracy_predictions = run_episode(method, video, scored.frames, scored.keys)
@@ -222,10 +253,10 @@ def spot_check(
 
 
 def cost_pass(prepared: Prepared, video: VideoSource, interval: int) -> dict[str, Any]:
-    """GMACs per frame over a whole stream (keys and intermediates in their true proportion)."""
+    """GMACs per frame over a ``stream@v2`` pass (keys and intermediates as streamed)."""
     with FlopMeter() as meter:
         stream(prepared.method, video, interval, meter)
-    frames = video.info.num_frames
+    frames = len(stream_frames(video.info.num_frames, interval))
     executed = {c for c, n in meter.calls.items() if n}
     missing = [c for c in MUST_COUNT if c in executed and meter.flops[c] == 0]
     if missing:
@@ -243,6 +274,22 @@ def cost_pass(prepared: Prepared, video: VideoSource, interval: int) -> dict[str
         "convention": "multiply-adds (FLOPs/2) from torch.utils.flop_counter; bilinear sampling "
         "and upsampling counted as 4 MACs per output element; element-wise ops not counted",
     }
+
+
+def _resumable_rounds(path: Path, origin: dict[str, Any]) -> list:
+    """Finished speed rounds of an interrupted run, kept only when they were measured by the
+    same code, libraries, machine and settings; an unreadable file counts as none."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    return saved["rounds"] if saved.get("provenance") == origin else []
+
+
+def _write_atomic(path: Path, data: dict[str, Any]) -> None:
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(data))
+    partial.replace(path)
 
 
 class Runner:
@@ -268,6 +315,7 @@ class Runner:
         dataset = build_dataset(dataset_name, dataset_options or {}, self.settings.data_root)
         dataset.prepare()
         videos = dataset.split("val")
+        check_protocol(method_specs, dataset, videos, self.settings.intervals)
         prepared = [prepare_method(spec, dataset, self.settings) for spec in method_specs]
         context = {"run_id": self.run_id, "provenance": provenance()}
         done = {r["record_id"] for r in self.store.records() if "error" not in r}
@@ -363,10 +411,10 @@ class Runner:
         self, todo: list, dataset: Any, videos: Sequence[VideoSource], context: dict[str, Any]
     ) -> None:
         partial = self.store.partial_dir()
+        origin = context["provenance"]
         rounds: dict[str, list] = {}
         for rid, _, item, interval in tqdm(todo, desc="speed: warm-up + cost", unit="run"):
-            path = partial / f"{rid}.json"
-            rounds[rid] = json.loads(path.read_text())["rounds"] if path.exists() else []
+            rounds[rid] = _resumable_rounds(partial / f"{rid}.json", origin)
             stream(item.method, videos[0], interval, TimingMeter())
         extras = {
             rid: {
@@ -383,10 +431,12 @@ class Runner:
                 rounds[rid].append(
                     [stream(item.method, v, interval, TimingMeter()) for v in videos]
                 )
-                (partial / f"{rid}.json").write_text(json.dumps({"rounds": rounds[rid]}))
+                _write_atomic(
+                    partial / f"{rid}.json", {"provenance": origin, "rounds": rounds[rid]}
+                )
         for rid, identity, item, interval in todo:
             speed = summarise_speed(rounds[rid])
-            if extras[rid]["spot_check"]["pixel_agreement"] < 1.0:
+            if extras[rid]["spot_check"].get("pixel_agreement", 1.0) < 1.0:
                 speed["validity"] = "INVALID"
                 speed["reasons"].append("stream output differs from the accuracy pass (spot check)")
             self.store.append(

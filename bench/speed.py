@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 MIN_SAMPLES = 64
+MIN_ROUNDS = 3
 MIN_DURATION_S = 1.0
 WARN_IQR = 0.10
 INVALID_IQR = 0.25
@@ -46,6 +47,8 @@ def summarise_speed(rounds: list[list[dict[str, list]]]) -> dict[str, Any]:
                 by_kind.get(kind, {}).get(name, 0.0) + seconds * 1e3
             )
     reasons, warnings = [], []
+    if len(rounds) < MIN_ROUNDS:
+        reasons.append(f"{len(rounds)} rounds < {MIN_ROUNDS}: round-to-round noise unknown")
     if frames < MIN_SAMPLES:
         reasons.append(f"{frames} samples < {MIN_SAMPLES}")
     if sum(latency_ms) / 1e3 < MIN_DURATION_S:

@@ -39,3 +39,12 @@ def test_intervals_that_do_not_fit_the_snippet_are_refused() -> None:
 def test_stream_keys_every_nth_frame_from_zero() -> None:
     assert stream_keys(10, 3) == {0, 3, 6, 9}
     assert stream_keys(5, 1) == {0, 1, 2, 3, 4}
+
+
+def test_streams_end_on_their_last_key() -> None:
+    from vidbench.protocols import stream_frames
+
+    assert list(stream_frames(30, 10)) == list(range(21))
+    assert list(stream_frames(30, 7)) == list(range(29))
+    assert list(stream_frames(30, 1)) == list(range(30))
+    assert max(stream_frames(12, 5)) in stream_keys(12, 5)

@@ -155,3 +155,43 @@ def test_a_corrupt_video_fails_its_records_and_the_run_goes_on(
         ["frame:train_steps=3"], "synthcity", OPTIONS
     )
     assert [r["kind"] for r in rerun] == ["accuracy"] and "error" not in rerun[0]
+
+
+def test_resumed_rounds_must_come_from_the_same_code_and_machine(tmp_path: Path) -> None:
+    from vidbench.runner import _resumable_rounds, _write_atomic
+
+    path = tmp_path / "r.json"
+    origin = {"code": {"commit": "a", "dirty": False}, "machine": {"cpu": "x"}}
+    _write_atomic(path, {"provenance": origin, "rounds": [[{"latency_s": [0.1]}]]})
+    assert _resumable_rounds(path, origin) == [[{"latency_s": [0.1]}]]
+    assert _resumable_rounds(path, {**origin, "code": {"commit": "b", "dirty": False}}) == []
+    path.write_text('{"provenance": ')  # torn by an interruption
+    assert _resumable_rounds(path, origin) == []
+
+
+def test_speedup_pairs_any_frame_config_of_the_same_run() -> None:
+    import pandas as pd
+    from vidbench.report.tables import with_speedup
+
+    df = pd.DataFrame(
+        [
+            {"scheme": "frame:train_steps=200", "interval": 1, "fps": 100.0, "run_id": "r1"},
+            {"scheme": "prop-mv:train_steps=200", "interval": 5, "fps": 250.0, "run_id": "r1"},
+            {"scheme": "prop-mv", "interval": 5, "fps": 300.0, "run_id": "r2"},
+        ]
+    )
+    assert with_speedup(df).speedup.tolist()[:2] == [1.0, 2.5]
+    assert pd.isna(with_speedup(df).speedup.iloc[2])
+
+
+def test_impossible_intervals_are_refused_before_training(data_root: Path, tmp_path: Path) -> None:
+    import pytest
+    from vidbench.protocols import ProtocolError
+
+    runner = Runner(
+        Store(tmp_path / "r.jsonl"),
+        RunSettings(intervals=(2, 6), data_root=data_root, checkpoint_dir=tmp_path / "never"),
+    )
+    with pytest.raises(ProtocolError, match="next keyframe past the end"):
+        runner.compare(["interp-mv"], "synthcity", OPTIONS)
+    assert not (tmp_path / "never").exists()

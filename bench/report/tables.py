@@ -74,7 +74,10 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
 def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``speedup``: fps over the frame baseline's fps measured in the same run."""
     df = df.copy()
-    base = df[df.scheme == "frame"].set_index("run_id")["fps"] if "run_id" in df else pd.Series()
+    frames = df[df.scheme.str.split(":").str[0] == "frame"] if "run_id" in df else df.iloc[:0]
+    base = (
+        frames.drop_duplicates("run_id").set_index("run_id")["fps"] if len(frames) else pd.Series()
+    )
     df["speedup"] = [
         row.fps / base[row.run_id] if row.run_id in base.index else float("nan")
         for row in df.itertuples()
@@ -134,10 +137,11 @@ def intermediate_breakdown(df: pd.DataFrame) -> pd.DataFrame:
     parts = ["intermediate_ms_motion", "intermediate_ms_warp", "intermediate_ms_task"]
     rows = []
     for interval in sorted(df.interval.unique()):
-        at = df[(df.interval == interval) & df.scheme.isin(["prop-flow", "prop-mv"])]
-        if set(at.scheme) != {"prop-flow", "prop-mv"} or interval < 2:
+        at = df[df.interval == interval].assign(base=df.scheme.str.split(":").str[0])
+        at = at[at.base.isin(["prop-flow", "prop-mv"])].drop_duplicates("base")
+        if set(at.base) != {"prop-flow", "prop-mv"} or interval < 2:
             continue
-        times = at.set_index("scheme")[parts]
+        times = at.set_index("base")[parts]
         totals = times.sum(axis=1)
         for scheme in ("prop-flow", "prop-mv"):
             rows.append(
