@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+from vidbench.protocols import ROTATING_OFFSET, STREAM
 from vidbench.report import plots, tables
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
@@ -14,7 +15,7 @@ REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
 
 def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     """Write the seed-000 tables (markdown, CSV) and figures (PNG) for ``records``."""
-    records = [r for r in records if r.get("kind") in ("accuracy", "speed")]
+    records = [r for r in records if r.get("protocol") in (ROTATING_OFFSET, STREAM)]
     if not records:
         raise ValueError("No records to report: run `bench compare` first.")
     newest = max(records, key=lambda r: r.get("created", 0))["dataset"]["fingerprint"]
@@ -39,7 +40,7 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         f"Dataset fingerprint {newest}"
         + (f" (records of {', '.join(others)} left out)" if others else "")
         + ". mIoU over the val "
-        "split with `rotating-offset@v1`; fps on continuous streams (`stream@v1`, batch 1, CPU); "
+        f"split with `{ROTATING_OFFSET}`; fps on continuous streams (`{STREAM}`, batch 1, CPU); "
         "GMACs are multiply-adds.\n",
         tables.to_markdown(seed),
         "\n## Speed-up over the per-frame baseline (same run)\n",
