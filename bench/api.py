@@ -11,12 +11,12 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
 
-Task = Literal["segmentation", "detection", "recognition"]
+Task = str  # a task name registered in vidbench.registry.TASKS
 
 
 class DataError(ValueError):
@@ -76,7 +76,46 @@ class SegmentationPrediction:
         return self.scores.argmax(0).cpu().numpy().astype(np.int64)
 
 
-Prediction = SegmentationPrediction
+@dataclass(frozen=True)
+class DetectionTarget:
+    """Ground-truth objects of one frame.
+
+    Boxes follow the ILSVRC convention: (M, 4) float32 ``x1, y1, x2, y2`` in pixels with
+    inclusive corners (width = x2 - x1 + 1). ``labels`` (M,) int64 class ids 0..C-1 (no
+    background id); ``track_ids`` (M,) int64 instance ids, unique within a video;
+    ``motion_iou`` (M,) float32: each object's mean IoU with its own boxes in the frames
+    within +-10 (FGFA's speed measure, data.md §3.7), NaN where unknown.
+    """
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    track_ids: np.ndarray
+    motion_iou: np.ndarray
+
+
+@dataclass(frozen=True)
+class DetectionPrediction:
+    """Detections for one frame: ``boxes`` (N, 4) float32 xyxy pixels (inclusive corners, as
+    DetectionTarget), ``scores`` (N,) float32 confidences, ``labels`` (N,) int64 class ids."""
+
+    index: int
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecognitionPrediction:
+    """Class scores (C,) float32 (softmax probabilities) after step ``index``, or for the whole
+    video when ``index`` is None (a video-level prediction belongs to no frame)."""
+
+    index: int | None
+    scores: torch.Tensor
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+Prediction = SegmentationPrediction | DetectionPrediction | RecognitionPrediction
 
 
 class Meter(Protocol):
@@ -133,7 +172,8 @@ class Method(abc.ABC):
         * ``step(frame)`` returns zero or more predictions, each tagged with the index of the
           frame it belongs to; a method that needs the future buffers and emits late.
         * ``finish()`` emits whatever is still buffered. Over one video every fed frame gets
-          exactly one prediction.
+          exactly one prediction of the task's type (vidbench.tasks), and tasks with
+          video-level predictions get one more, with index None.
         * Methods never see labels, never call clocks, and run under ``torch.no_grad``
           (the harness sets it).
     """
@@ -142,6 +182,7 @@ class Method(abc.ABC):
     task: ClassVar[Task]
     components: ClassVar[tuple[str, ...]]
     Config: ClassVar[type]  # a frozen dataclass of the method's options (may have no fields)
+    smoke: ClassVar[dict[str, str]] = {}  # options for a tiny, fast build (conformance test)
     uses_keyframes: ClassVar[bool] = True
     needs_next_keyframe: ClassVar[bool] = False
 

@@ -7,7 +7,15 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from vidbench.registry import DATASETS, METHODS, RegistryError, parse_config, split_spec
+from vidbench.registry import (
+    DATASETS,
+    METHODS,
+    MOTION_SOURCES,
+    STUDIES,
+    RegistryError,
+    parse_config,
+    split_spec,
+)
 
 DEFAULT_RESULTS = Path("results/runs")
 DEFAULT_REPORTS = Path("reports")
@@ -34,10 +42,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             cls = registry.get(name)
             doc = (cls.__doc__ or "").strip().splitlines()[0]
             options = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls.Config))
-            print(f"  {name:<12} {doc}\n  {'':<12} options: {options}")
-    from vidbench.methods.motion_sources import SOURCES
-
-    print(f"motion sources (prop:motion=NAME): {', '.join(SOURCES)}")
+            task = f" [{cls.task}]" if hasattr(cls, "task") else f" [{', '.join(cls.tasks)}]"
+            print(f"  {name:<12} {doc}{task}\n  {'':<12} options: {options}")
+    print(f"motion sources (prop:motion=NAME): {', '.join(MOTION_SOURCES.names())}")
     print("Give options as name:key=value[:key=value], e.g. interp-mv:fusion=avg, prop:motion=dis.")
     return 0
 
@@ -62,6 +69,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         speed_videos=args.speed_videos,
         speed_rounds=args.speed_rounds,
         threads=args.threads,
+        protocol_options=tuple(split_spec(":" + args.protocol)[1].items()),
         data_root=Path(args.data_root),
         checkpoint_dir=Path(args.checkpoints),
     )
@@ -71,10 +79,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     failed = [r for r in records if "error" in r]
     status = _report(store, reports)
     for record in failed:
-        print(
-            f"error: {record['kind']} {record['label']} n={record['interval']}: {record['error']}",
-            file=sys.stderr,
-        )
+        print(f"error: {record['kind']} {record['label']}: {record['error']}", file=sys.stderr)
     return 1 if failed else status
 
 
@@ -91,42 +96,33 @@ def _report(store, reports: Path) -> int:
     from vidbench.report import render
 
     written = render(store.records(), reports)
-    print(f"table:  {written['table_md']}")
-    print(f"curves: {written['curve_avg']}, {written['curve_min']}")
-    shown = {"table_md", "curve_avg", "curve_min"}
-    print(f"more:   {', '.join(str(p) for k, p in written.items() if k not in shown)}")
+    tables = [p for p in written.values() if p.suffix == ".md"]
+    figures = [p for p in written.values() if p.suffix == ".png"]
+    others = [p for p in written.values() if p not in tables and p not in figures]
+    print(f"tables:  {', '.join(map(str, tables))}")
+    print(f"figures: {', '.join(map(str, figures))}")
+    print(f"more:    {', '.join(map(str, others))}")
     return 0
 
 
 def cmd_motion(args: argparse.Namespace) -> int:
-    from vidbench.datasets.real_footage import loadable_clips
-    from vidbench.motion_bench import MotionSettings, run_motion_benchmark
     from vidbench.report.motion import render_motion
-    from vidbench.runner import RunSettings, build_dataset, prepare_method
     from vidbench.store import Store
 
+    study = STUDIES.get("motion")
     name, options = split_spec(args.dataset)
     parse_config(DATASETS.get(name).Config, options, f"dataset '{name}'")
     sources = tuple(s for s in args.sources.split(",") if s)
     if args.raft_weights and "raft" not in sources:
         sources += ("raft",)
-    settings = MotionSettings(
-        sources=sources,
-        synth_videos=args.synth_videos,
-        real_frames=args.real_frames,
-        raft_weights=args.raft_weights or "",
-    )
-    run = RunSettings(data_root=Path(args.data_root), checkpoint_dir=Path(args.checkpoints))
-    dataset = build_dataset(name, options, run.data_root)
+    settings = {
+        "sources": sources,
+        "synth_videos": args.synth_videos,
+        "real_frames": args.real_frames,
+        "raft_weights": args.raft_weights or "",
+    }
     store = Store(Path(args.results))
-    run_motion_benchmark(
-        settings,
-        store,
-        dataset,
-        flownet=lambda: prepare_method("prop-flow", dataset, run).method.source,
-        clips=lambda: loadable_clips(run.data_root / "real_footage", settings.real_frames),
-        work=run.data_root / "encoding",
-    )
+    study(settings, name, options, Path(args.data_root), Path(args.checkpoints), store)
     written = render_motion(store.records(), Path(args.reports))
     print(f"table: {written['md']}\nplot:  {written['png']}")
     return 0
@@ -152,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--speed-rounds", type=int, default=5, help="interleaved timing rounds")
     compare.add_argument("--threads", type=int, default=2, help="torch CPU threads (recorded)")
+    compare.add_argument(
+        "--protocol", default="", help="protocol options key=value[:key=value], e.g. keys=first"
+    )
     compare.add_argument("--data-root", default="data")
     compare.add_argument("--checkpoints", default="checkpoints")
     compare.add_argument("--results", help="records file (default results/runs/<dataset>.jsonl)")

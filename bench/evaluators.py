@@ -1,77 +1,39 @@
-"""Streaming segmentation metric state (confusion matrices per keyframe offset) and its pure
-computation. mIoU follows the Cityscapes definition (../shared/specs/data.md §8.1): one
-confusion matrix accumulated over every scored pixel, ignored ground truth dropped, IoU per
-class with zero-denominator classes excluded, mean over the rest.
-"""
+"""The evaluator contract every task's metric state follows (DESIGN.md, Evaluation state)."""
 
 from __future__ import annotations
 
-import numpy as np
+import abc
+from typing import Any, ClassVar, Generic, TypeVar
 
-ConfusionState = dict[int, np.ndarray]
-
-
-def miou(confusion: np.ndarray) -> float:
-    """Mean IoU (in %) of a (C, C) confusion matrix C[gt, pred]; NaN if no class has pixels."""
-    iou = class_iou(confusion)
-    return float(np.nanmean(iou) * 100) if np.isfinite(iou).any() else float("nan")
+S = TypeVar("S")
+Stratum = int | str
 
 
-def class_iou(confusion: np.ndarray) -> np.ndarray:
-    """(C,) IoU per class, NaN where TP + FP + FN = 0."""
-    tp = np.diag(confusion).astype(np.float64)
-    denominator = confusion.sum(0) + confusion.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, tp / denominator, np.nan)
+class Evaluator(abc.ABC, Generic[S]):
+    """Streaming metric state of one task: sufficient statistics with an associative ``merge``,
+    so that resuming, multi-process reduction and re-rendering from records are one operation.
 
+    ``update`` adds one scored frame (or video) tagged with its protocol stratum (keyframe
+    offset, motion-speed bin, online step); ``compute`` is pure and names its metrics
+    ``prefix/metric``; ``to_json``/``from_json`` round-trip the state through a record.
+    """
 
-class SegmentationEvaluator:
-    """Confusion matrices keyed by keyframe offset; ``merge`` is associative (resume, ranks)."""
+    prefix: ClassVar[str]
 
-    prefix = "seg"
+    @abc.abstractmethod
+    def empty(self) -> S: ...
 
-    def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
+    @abc.abstractmethod
+    def update(self, state: S, prediction: Any, target: Any, stratum: Stratum) -> S: ...
 
-    def empty(self) -> ConfusionState:
-        return {}
+    @abc.abstractmethod
+    def merge(self, a: S, b: S) -> S: ...
 
-    def update(
-        self, state: ConfusionState, pred: np.ndarray, target: np.ndarray, offset: int
-    ) -> ConfusionState:
-        """Add one frame: ``pred`` and ``target`` (H, W) integer train ids."""
-        if pred.shape != target.shape:
-            raise ValueError(f"Prediction shape {pred.shape} != label shape {target.shape}.")
-        keep = target != self.ignore_index
-        if (target[keep] >= self.num_classes).any():
-            raise ValueError(f"Label ids >= {self.num_classes} that are not the ignore id.")
-        c = self.num_classes
-        counts = np.bincount(c * target[keep].astype(np.int64) + pred[keep], minlength=c * c)
-        previous = state.get(offset, np.zeros((c, c), np.int64))
-        return {**state, offset: previous + counts.reshape(c, c)}
+    @abc.abstractmethod
+    def compute(self, state: S) -> dict[str, Any]: ...
 
-    def merge(self, a: ConfusionState, b: ConfusionState) -> ConfusionState:
-        return {k: a.get(k, 0) + b.get(k, 0) for k in sorted(set(a) | set(b))}
+    @abc.abstractmethod
+    def to_json(self, state: S) -> Any: ...
 
-    def compute(self, state: ConfusionState) -> dict[str, object]:
-        """``seg/miou_avg`` over all scored frames, ``seg/miou_min`` the lowest per-offset mIoU."""
-        if not state:
-            raise ValueError("No scored frames: the evaluator state is empty.")
-        per_offset = {offset: miou(confusion) for offset, confusion in sorted(state.items())}
-        total = sum(state.values())
-        return {
-            "seg/miou_avg": miou(total),
-            "seg/miou_min": float(np.nanmin(list(per_offset.values()))),
-            "seg/offsets_scored": len(per_offset),
-            "seg/miou_per_offset": per_offset,
-            "seg/iou_per_class": [float(v) * 100 for v in class_iou(total)],
-        }
-
-    @staticmethod
-    def to_json(state: ConfusionState) -> dict[str, list]:
-        return {str(offset): confusion.tolist() for offset, confusion in state.items()}
-
-    @staticmethod
-    def from_json(data: dict[str, list]) -> ConfusionState:
-        return {int(offset): np.asarray(confusion, np.int64) for offset, confusion in data.items()}
+    @abc.abstractmethod
+    def from_json(self, data: Any) -> S: ...

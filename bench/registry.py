@@ -64,6 +64,30 @@ DATASETS = Registry(
     },
 )
 
+TASKS = Registry(
+    "task",
+    {
+        "segmentation": "vidbench.tasks.segmentation:Segmentation",
+    },
+)
+
+MOTION_SOURCES = Registry(
+    "motion source",
+    {
+        "mv": "vidbench.methods.motion_sources:CodecMotion",
+        "flownet": "vidbench.methods.flownet:FlowNetMotion",
+        "dis": "vidbench.methods.dis:DISMotion",
+        "raft": "vidbench.methods.raft:RAFTMotion",
+    },
+)
+
+STUDIES = Registry(
+    "study",
+    {
+        "motion": "vidbench.methods.motion_study:run_motion_study",
+    },
+)
+
 
 def split_spec(spec: str) -> tuple[str, dict[str, str]]:
     """``"interp-mv:fusion=avg"`` -> ``("interp-mv", {"fusion": "avg"})``."""

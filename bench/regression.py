@@ -1,10 +1,11 @@
-"""CI regression gate (measurement.md rule 11) on a small, fast synthcity configuration.
+"""CI regression gate (measurement.md rule 11) on each task's small, fast configuration.
 
-Deterministic tier (fails CI): mIoU within a fixed margin of the committed baseline, GMACs per
-frame and parameter counts exact. Timing tier: each scheme's speed-up over the frame baseline
-measured in the same run, against the baseline's speed-up; it fails only when the drop exceeds
-max(10%, 3x the baseline's own round-to-round noise), and only warns on a machine whose
-fingerprint differs from the baseline's.
+Deterministic tier (fails CI): each task's headline metrics within the task's tolerance of the
+committed baseline, GMACs and parameter counts exact. Timing tier: each scheme's speed-up over
+its task's speed baseline (``frame`` for segmentation) measured in the same run, against the
+baseline's speed-up; it fails only when the drop exceeds max(10%, 3x the baseline's own
+round-to-round noise), and only warns on a machine whose fingerprint differs from the
+baseline's.
 """
 
 from __future__ import annotations
@@ -16,21 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from vidbench.provenance import machine
+from vidbench.registry import TASKS
 from vidbench.runner import Runner, RunSettings
 from vidbench.store import Store, read_records
+from vidbench.tasks import Task, get_task, task_of_protocol
 
-CI_DATASET = {"train_videos": "12", "val_videos": "12", "height": "96", "width": "192"}
-CI_METHODS = [
-    "frame:train_steps=200",
-    "prop-mv:train_steps=200",
-    "interp-mv:train_steps=200:fusion_steps=60",
-    "prop-flow:train_steps=200:flownet_pretrain_steps=150:flownet_finetune_steps=60",
-]
-CI_INTERVALS = (1, 3, 6)
 CI_SPEED = {"speed_videos": 4, "speed_rounds": 5}
-MIOU_AVG_MARGIN = 2.0
-MIOU_MIN_MARGIN = 4.0
 MIN_SPEED_TOLERANCE = 0.10
+
+Key = tuple[str, str, str, tuple[Any, ...]]  # (task, kind, label, protocol setting)
 
 
 @dataclass(frozen=True)
@@ -44,29 +39,37 @@ class Check:
     status: str  # "ok", "FAIL" or "warn"
 
 
-def _index(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
-    return {
-        (r["kind"], r["label"], r["interval"]): r
-        for r in sorted(records, key=lambda r: r.get("created", 0))
-    }
-
-
-def _speedups(
-    records: dict[tuple[str, str, int], dict[str, Any]],
-) -> dict[tuple[str, int], tuple[float, float]]:
-    """(label, interval) -> (fps / frame fps, combined round noise) within the same run."""
-    frame = next(
-        r
-        for (kind, label, _), r in records.items()
-        if kind == "speed" and label.startswith("frame")
-    )
-    base = frame["speed"]
+def _index(records: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
+    """The newest record per (task, kind, label, protocol setting); failures left out."""
     out = {}
-    for (kind, label, interval), r in records.items():
-        if kind == "speed":
-            noise = max(r["speed"]["fps_iqr_over_median"], base["fps_iqr_over_median"])
-            out[(label, interval)] = (r["speed"]["fps"] / base["fps"], noise)
+    for r in sorted(records, key=lambda r: r.get("created", 0)):
+        if "error" in r or "protocol" not in r:
+            continue
+        task = task_of_protocol(r["protocol"])
+        out[(task.name, r["kind"], r["label"], task.protocol.setting_of(r))] = r
     return out
+
+
+def _speedups(records: dict[Key, dict[str, Any]]) -> dict[Key, tuple[float, float]]:
+    """Key -> (fps / the task's speed-baseline fps, combined round noise) in the same run."""
+    bases = {
+        (task, r["run_id"]): r["speed"]
+        for (task, kind, label, _), r in records.items()
+        if kind == "speed" and label.split(":")[0] == get_task(task).speed_baseline
+    }
+    out = {}
+    for key, r in records.items():
+        base = bases.get((key[0], r.get("run_id")))
+        if key[1] == "speed" and base is not None:
+            noise = max(r["speed"]["fps_iqr_over_median"], base["fps_iqr_over_median"])
+            out[key] = (r["speed"]["fps"] / base["fps"], noise)
+    return out
+
+
+def _tag(key: Key) -> str:
+    task, _, label, setting = key
+    protocol = get_task(task).protocol
+    return " ".join([label, *(f"{p}={v}" for p, v in zip(protocol.params, setting))])
 
 
 def compare_to_baseline(
@@ -77,37 +80,43 @@ def compare_to_baseline(
     checks: list[Check] = []
     missing = sorted(set(base) - set(new))
     for key in missing:
-        checks.append(Check(f"{key[0]} {key[1]} n={key[2]} present", 1, 0, "present", "FAIL"))
+        checks.append(Check(f"{key[1]} {_tag(key)} present", 1, 0, "present", "FAIL"))
     same_machine = all(
         r.get("provenance", {}).get("machine") == machine()
         for r in baseline
         if r["kind"] == "speed"
     )
-    for key in sorted(set(base) & set(new)):
-        kind, label, interval = key
+    for key in sorted(set(base) & set(new), key=str):
+        task: Task = get_task(key[0])
         b, m = base[key], new[key]
-        tag = f"{label} n={interval}"
-        if kind == "accuracy":
-            for metric, margin in (
-                ("seg/miou_avg", MIOU_AVG_MARGIN),
-                ("seg/miou_min", MIOU_MIN_MARGIN),
-            ):
-                x, y = b["metrics"][metric], m["metrics"][metric]
-                ok = abs(x - y) <= margin
-                checks.append(Check(f"{tag} {metric}", x, y, f"±{margin}", "ok" if ok else "FAIL"))
+        tag = _tag(key)
+        if key[1] == "accuracy":
+            for headline in task.headline:
+                x, y = b["metrics"][headline.metric], m["metrics"][headline.metric]
+                ok = abs(x - y) <= headline.tolerance
+                checks.append(
+                    Check(
+                        f"{tag} {headline.metric}",
+                        x,
+                        y,
+                        f"±{headline.tolerance}",
+                        "ok" if ok else "FAIL",
+                    )
+                )
         else:
-            for metric in ("gmacs_per_frame", "params"):
+            for metric in (f"gmacs_per_{task.cost_unit}", "params"):
                 x, y = b["cost"][metric], m["cost"][metric]
                 ok = abs(x - y) <= 1e-9 * max(abs(x), 1)
                 checks.append(Check(f"{tag} cost/{metric}", x, y, "exact", "ok" if ok else "FAIL"))
     base_speed, new_speed = _speedups(base), _speedups(new)
-    for key in sorted(set(base_speed) & set(new_speed)):
+    for key in sorted(set(base_speed) & set(new_speed), key=str):
         (x, noise), (y, _) = base_speed[key], new_speed[key]
         tolerance = max(MIN_SPEED_TOLERANCE, 3 * noise)
         ok = y >= x * (1 - tolerance)
         status = "ok" if ok else ("FAIL" if same_machine else "warn")
+        baseline_method = get_task(key[0]).speed_baseline
         checks.append(
-            Check(f"{key[0]} n={key[1]} speedup vs frame", x, y, f"-{tolerance:.0%}", status)
+            Check(f"{_tag(key)} speedup vs {baseline_method}", x, y, f"-{tolerance:.0%}", status)
         )
     return checks
 
@@ -121,18 +130,29 @@ def format_checks(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def run_regression(baseline_path: Path, work_dir: Path, update: bool = False) -> int:
-    """Run the CI configuration, compare with the baseline; 0 when nothing failed."""
+def run_ci_configurations(work_dir: Path) -> list[dict[str, Any]]:
+    """Every registered task's CI configuration, measured afresh in this job."""
     store = Store(work_dir / "records.jsonl")
     store.path.unlink(missing_ok=True)  # speed must be measured afresh, in this job
     shutil.rmtree(store.path.with_suffix(".partial"), ignore_errors=True)
-    settings = RunSettings(
-        intervals=CI_INTERVALS,
-        data_root=work_dir / "data",
-        checkpoint_dir=work_dir / "checkpoints",
-        **CI_SPEED,
-    )
-    records = Runner(store, settings).compare(CI_METHODS, "synthcity", CI_DATASET)
+    records: list[dict[str, Any]] = []
+    for name in TASKS.names():
+        ci = get_task(name).ci
+        settings = RunSettings(
+            intervals=ci.intervals,
+            data_root=work_dir / "data",
+            checkpoint_dir=work_dir / "checkpoints",
+            **CI_SPEED,
+        )
+        records += Runner(store, settings).compare(
+            list(ci.methods), ci.dataset, dict(ci.dataset_options)
+        )
+    return records
+
+
+def run_regression(baseline_path: Path, work_dir: Path, update: bool = False) -> int:
+    """Run the CI configurations, compare with the baseline; 0 when nothing failed."""
+    records = run_ci_configurations(work_dir)
     if update:
         baseline_path.parent.mkdir(parents=True, exist_ok=True)
         with baseline_path.open("w") as handle:
@@ -152,5 +172,5 @@ def run_regression(baseline_path: Path, work_dir: Path, update: bool = False) ->
         f"regression: {len(checks) - len(failed) - len(warned)} ok, {len(failed)} failed, "
         f"{len(warned)} warned (speed is only warned on a machine unlike the baseline's)"
     )
-    shutil.rmtree(store.partial_dir(), ignore_errors=True)
+    shutil.rmtree(work_dir / "records.partial", ignore_errors=True)
     return 1 if failed else 0

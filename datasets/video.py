@@ -54,8 +54,10 @@ class EncodedVideo:
         label_indices: tuple[int, ...],
         fps: float,
         flow_truth: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+        scored_index: int | None = None,
     ) -> None:
         self.name = name
+        self.scored_index = scored_index  # the frame a one-frame-per-snippet protocol scores
         self._flow_truth = flow_truth
         self.video_path = Path(video_path)
         self.labels_path = Path(labels_path)

@@ -142,6 +142,7 @@ class SegmentationMethod(Method):
     """Base of the seed-000 methods: holds the trained network and runs its two halves."""
 
     task = "segmentation"
+    smoke = {"train_steps": "3"}
 
     def __init__(self, config: SegmentationConfig, workspace: Workspace) -> None:
         super().__init__(config, workspace)

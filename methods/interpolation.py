@@ -141,6 +141,7 @@ class InterpMV(SegmentationMethod):
     """Algorithm 2 as a stream: buffer intermediate frames, fuse when the next key arrives."""
 
     name = "interp-mv"
+    smoke = {"train_steps": "3", "fusion_steps": "2"}
     components = ("feature", "motion", "warp", "fusion", "task")
     Config = InterpConfig
     needs_next_keyframe = True

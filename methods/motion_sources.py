@@ -6,7 +6,7 @@ sits in the *reference* frame (reference position - current position; the codec'
 ``src - dst``). Forward propagation of reference features to the current frame is then
 ``warp(reference_features, motion.displacement, stride)``.
 
-Sources by name (``SOURCES``): ``mv`` codec block motion vectors (free, consecutive frames
+Sources by name (``vidbench.registry.MOTION_SOURCES``): ``mv`` codec block motion vectors (free, consecutive frames
 only), ``flownet`` the trainable FlowNet-style network of DFF (with its scale field), ``dis``
 OpenCV's DIS optical flow, ``raft`` torchvision's RAFT from a local weights file.
 """
@@ -14,14 +14,13 @@ OpenCV's DIS optical flow, ``raft`` torchvision's RAFT from a local weights file
 from __future__ import annotations
 
 import abc
-import difflib
-import importlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch.nn import functional as F
 from vidbench.api import Frame
+from vidbench.registry import MOTION_SOURCES
 
 
 @dataclass(frozen=True)
@@ -106,23 +105,6 @@ class CodecMotion(MotionSource):
         return Motion(displacement, valid)
 
 
-SOURCES: dict[str, str] = {
-    "mv": "vidbench.methods.motion_sources:CodecMotion",
-    "flownet": "vidbench.methods.flownet:FlowNetMotion",
-    "dis": "vidbench.methods.dis:DISMotion",
-    "raft": "vidbench.methods.raft:RAFTMotion",
-}
-
-
-def source_class(name: str) -> type[MotionSource]:
-    """The motion source class registered as ``name``, with a helpful miss."""
-    if name not in SOURCES:
-        close = difflib.get_close_matches(name, SOURCES, n=2)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ValueError(f"Unknown motion source '{name}'.{hint} Available: {', '.join(SOURCES)}.")
-    module, attribute = SOURCES[name].split(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
 def build_source(name: str, **kwargs: Any) -> MotionSource:
-    return source_class(name)(**kwargs)
+    """The motion source registered as ``name`` (vidbench.registry.MOTION_SOURCES), built."""
+    return MOTION_SOURCES.get(name)(**kwargs)

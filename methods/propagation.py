@@ -51,6 +51,7 @@ class Propagation(SegmentationMethod):
     """Algorithm 1 with a pluggable motion source."""
 
     name = "prop"
+    smoke = {"train_steps": "3", "flownet_pretrain_steps": "2", "flownet_finetune_steps": "2"}
     components = ("feature", "motion", "warp", "task")
     Config = PropConfig
 

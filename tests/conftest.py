@@ -36,3 +36,9 @@ def tiny_workspace(
 @pytest.fixture()
 def data_root(tiny_dataset: SynthCity) -> Path:
     return tiny_dataset.root.parent.parent
+
+
+@pytest.fixture(scope="session")
+def tiny_segmentation_dataset(tiny_dataset: SynthCity) -> SynthCity:
+    """The tiny dataset the conformance test builds segmentation methods on."""
+    return tiny_dataset

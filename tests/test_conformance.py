@@ -1,4 +1,5 @@
-"""The adapter contract, checked for every registered method (new methods get it for free)."""
+"""The adapter contract, checked for every registered method of every task (new methods get it
+for free): each method declares a tiny ``smoke`` configuration, its task gives the shapes."""
 
 from __future__ import annotations
 
@@ -6,18 +7,13 @@ import dataclasses
 
 import pytest
 import torch
-from vidbench.api import Method, SegmentationPrediction
+from vidbench.api import Method
 from vidbench.meter import TimingMeter
-from vidbench.protocols import stream_keys
-from vidbench.registry import METHODS
-from vidbench.runner import run_episode, stream
+from vidbench.passes import run_episode, stream
+from vidbench.registry import METHODS, TASKS, parse_config
+from vidbench.tasks import get_task
+from vidbench.workspace import HarnessWorkspace
 
-FAST = {
-    "train_steps": 3,
-    "fusion_steps": 2,
-    "flownet_pretrain_steps": 2,
-    "flownet_finetune_steps": 2,
-}
 VARIANTS = [(name, {}) for name in METHODS.names()] + [
     ("interp-mv", {"fusion": "avg"}),
     ("interp-mv", {"fusion": "max"}),
@@ -26,58 +22,67 @@ VARIANTS = [(name, {}) for name in METHODS.names()] + [
 ]
 
 
-def build(name: str, options: dict, workspace) -> Method:
-    cls = METHODS.get(name)
-    fields = {f.name for f in dataclasses.fields(cls.Config)}
-    config = cls.Config(**{k: v for k, v in {**FAST, **options}.items() if k in fields})
-    return cls(config, workspace)
-
-
 @pytest.fixture(scope="module", params=VARIANTS, ids=lambda v: ":".join([v[0], *v[1].values()]))
-def method(request, tiny_workspace) -> Method:
+def built(request, tmp_path_factory) -> tuple[Method, object]:
+    """(method, its task's tiny dataset), the method built from its smoke options."""
     name, options = request.param
-    return build(name, options, tiny_workspace)
+    cls = METHODS.get(name)
+    dataset = request.getfixturevalue(f"tiny_{cls.task}_dataset")
+    config = parse_config(cls.Config, {**cls.smoke, **options}, name)
+    workspace = HarnessWorkspace(dataset, tmp_path_factory.mktemp("checkpoints"), seed=0)
+    return cls(config, workspace), dataset
 
 
-def test_declares_a_task_and_components(method: Method) -> None:
-    assert method.task == "segmentation"
+def test_declares_a_registered_task_and_components(built) -> None:
+    method, dataset = built
+    assert method.task in TASKS.names() and method.task in dataset.tasks
     assert method.name in METHODS.names()
     assert method.components and all(isinstance(c, str) for c in method.components)
     assert method.modules()
 
 
 @pytest.mark.parametrize("interval", [1, 3, 5])
-def test_one_typed_prediction_per_fed_frame(method: Method, tiny_dataset, interval: int) -> None:
-    video = tiny_dataset.split("val")[0]
-    n = video.info.num_frames
+def test_one_typed_prediction_per_fed_frame(built, interval: int) -> None:
+    method, dataset = built
+    task = get_task(method.task)
+    video = dataset.split("val")[0]
+    frames, keys = task.protocol.stream(video.info.num_frames, {"interval": interval})
     with torch.inference_mode():
-        predictions = run_episode(method, video, range(n), stream_keys(n, interval))
-    assert sorted(predictions) == list(range(n))
+        predictions = run_episode(method, video, frames, keys)
+    assert sorted(i for i in predictions if i is not None) == list(frames)
     for index, prediction in predictions.items():
-        assert isinstance(prediction, SegmentationPrediction) and prediction.index == index
-        assert prediction.scores.shape == (19, video.info.height, video.info.width)
-        assert torch.allclose(prediction.scores.sum(0), torch.ones(()), atol=1e-4)
-        if not method.uses_keyframes:
-            continue
-        assert prediction.meta["key"] == (index in stream_keys(n, interval))
+        assert prediction.index == index
+        task.check_prediction(prediction, video.info, dataset.num_classes)
+        if method.uses_keyframes and index is not None:
+            assert prediction.meta["key"] == (index in keys)
 
 
-def test_start_resets_all_state(method: Method, tiny_dataset) -> None:
-    a, b = tiny_dataset.split("val")[:2]
-    keys = stream_keys(a.info.num_frames, 4)
+def test_start_resets_all_state(built) -> None:
+    method, dataset = built
+    a, b = dataset.split("val")[:2]
+    frames, keys = get_task(method.task).protocol.stream(a.info.num_frames, {"interval": 4})
     with torch.inference_mode():
-        first = run_episode(method, a, range(a.info.num_frames), keys)
+        first = run_episode(method, a, frames, keys)
         run_episode(method, b, range(5), frozenset({2}))  # leave b half-way: state to clear
-        again = run_episode(method, a, range(a.info.num_frames), keys)
+        again = run_episode(method, a, frames, keys)
     for index in first:
-        assert torch.equal(first[index].scores, again[index].scores)
+        assert identical(first[index], again[index])
 
 
-def test_meter_sees_only_declared_components(method: Method, tiny_dataset) -> None:
-    video = tiny_dataset.split("val")[1]
-    meter = TimingMeter()
+def identical(a: object, b: object) -> bool:
+    """Two predictions with equal fields (tensors compared exactly)."""
+    fields = [f.name for f in dataclasses.fields(a)]
+    return type(a) is type(b) and all(
+        torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
+        for x, y in ((getattr(a, n), getattr(b, n)) for n in fields)
+    )
+
+
+def test_meter_sees_only_declared_components(built) -> None:
+    method, dataset = built
+    video = dataset.split("val")[1]
     with torch.inference_mode():
-        result = stream(method, video, 4, meter)
+        result = stream(method, video, {"interval": 4}, TimingMeter())
     seen = {name for step in result["components_s"] for name in step}
     assert seen <= set(method.components)
     assert "feature" in seen and "task" in seen

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from vidbench.evaluators import SegmentationEvaluator, class_iou, miou
+from vidbench.seg_eval import SegmentationEvaluator, class_iou, miou
 
 
 def brute_force_miou(preds: list[np.ndarray], gts: list[np.ndarray], classes: int) -> float:
@@ -34,7 +34,7 @@ def test_matches_brute_force_and_ignores_void_pixels() -> None:
     pairs = [random_pair(rng, 5) for _ in range(6)]
     state = evaluator.empty()
     for i, (pred, gt) in enumerate(pairs):
-        state = evaluator.update(state, pred, gt, offset=i % 3)
+        state = evaluator.update(state, pred, gt, i % 3)
     metrics = evaluator.compute(state)
     assert metrics["seg/miou_avg"] == pytest.approx(brute_force_miou(*zip(*pairs), 5))
     per_offset = [brute_force_miou(*zip(*pairs[o::3]), 5) for o in range(3)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from vidbench import runner as runner_module
+from vidbench import passes
 from vidbench.cli import main
 from vidbench.report import render
 from vidbench.runner import Runner, RunSettings
@@ -32,16 +32,16 @@ def test_compare_writes_records_resumes_and_reports(
 ) -> None:
     store = Store(tmp_path / "records.jsonl")
     calls, interrupts = [], [3]
-    real = runner_module.accuracy_pass
+    real = passes.accuracy_pass
 
-    def interrupted(prepared, dataset, videos, interval):
-        calls.append((prepared.label, interval))
+    def interrupted(prepared, dataset, videos, setting):
+        calls.append((prepared.label, setting["interval"]))
         if interrupts and len(calls) == interrupts[0]:
             interrupts.clear()
             raise KeyboardInterrupt
-        return real(prepared, dataset, videos, interval)
+        return real(prepared, dataset, videos, setting)
 
-    monkeypatch.setattr(runner_module, "accuracy_pass", interrupted)
+    monkeypatch.setattr(passes, "accuracy_pass", interrupted)
     with pytest.raises(KeyboardInterrupt):
         Runner(store, settings(data_root, tmp_path)).compare(METHODS, "synthcity", OPTIONS)
     assert len(store.records()) == 2
@@ -52,7 +52,7 @@ def test_compare_writes_records_resumes_and_reports(
     kinds = sorted((r["kind"], r["label"], r["interval"]) for r in store.records())
     assert len(kinds) == 14 and kinds.count(("speed", "frame:train_steps=3", 1)) == 1
     speed = [r for r in records if r["kind"] == "speed"]
-    assert all(r["spot_check"]["pixel_agreement"] == 1.0 for r in speed)
+    assert all(r["spot_check"]["agreement"] == 1.0 for r in speed)
     assert all(r["cost"]["gmacs_per_frame"] > 0 and r["cost"]["params"] > 0 for r in speed)
     interp = next(r for r in speed if r["label"].startswith("interp") and r["interval"] == 3)
     assert interp["speed"]["delay_frames"]["max"] == 2

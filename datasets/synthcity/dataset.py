@@ -56,6 +56,7 @@ class SynthCity:
     """The embedded default segmentation dataset (19 Cityscapes train ids, ignore 255)."""
 
     name = "synthcity"
+    tasks = ("segmentation",)
     Config = SynthCityConfig
     num_classes = 19
     ignore_index = 255
@@ -143,6 +144,7 @@ class SynthCity:
                 labelled,
                 float(self.config.fps),
                 partial(self.backward_flow, name, i),
+                scored_index=self.config.labelled_index,
             )
             for i, entry in enumerate(self._entry_names(name))
         ]

