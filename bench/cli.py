@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from vidbench import distributed
 from vidbench.registry import (
     DATASETS,
     METHODS,
@@ -76,6 +77,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     results, reports = _paths(args, dataset)
     store = Store(results)
     records = Runner(store, settings).compare(methods, dataset, options)
+    if not distributed.is_writer():
+        return 0  # under torchrun, rank 0 reports
     failed = [r for r in records if "error" in r]
     status = _report(store, reports)
     for record in failed:

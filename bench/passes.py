@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from tqdm import tqdm
-from vidbench.api import Method, VideoSource
+from vidbench import distributed
+from vidbench.api import DataError, Method, VideoSource
 from vidbench.building import Prepared, setting_text
 from vidbench.flops import count_parameters
 from vidbench.meter import FlopMeter, TimingMeter, now
@@ -65,19 +66,27 @@ def run_episode(
 def accuracy_pass(
     prepared: Prepared, dataset: Any, videos: Sequence[VideoSource], setting: Setting
 ) -> dict[str, Any]:
-    """The task's accuracy protocol over the val split: evaluator state and metrics."""
+    """The task's accuracy protocol over the val split: evaluator state and metrics. Under
+    torchrun each rank scores its shard of the episodes and the states are merged."""
     method = prepared.method
     task = task_of(method)
     episodes = task.protocol.episodes(videos, setting, type(method))
     evaluator = task.evaluator(dataset)
-    state, keys = evaluator.empty(), 0
-    desc = f"accuracy {prepared.label} {setting_text(setting)}"
-    for scored in tqdm(episodes, desc=desc, unit="clip", leave=False):
-        video = videos[scored.video]
-        predictions = run_episode(method, video, scored.frames, scored.keys)
-        keys += sum(bool(p.meta.get("key")) for p in predictions.values())
-        for index, stratum in zip(scored.scored, scored.strata):
-            state = evaluator.update(state, predictions[index], video.label(index), stratum)
+    try:
+        desc = f"accuracy {prepared.label} {setting_text(setting)}"
+        state, keys = _score(method, evaluator, videos, distributed.shard(episodes), desc)
+        local: tuple[Any, ...] = ("ok", evaluator.to_json(state), keys)
+    except DataError as error:
+        local = ("error", str(error))
+    gathered = distributed.gather(local) if distributed.world_size() > 1 else [local]
+    failed = [part[1] for part in gathered if part[0] == "error"]
+    if failed:
+        raise DataError(failed[0])
+    if len(gathered) > 1:
+        state = evaluator.empty()
+        for part in gathered:
+            state = evaluator.merge(state, evaluator.from_json(part[1]))
+        keys = sum(part[2] for part in gathered)
     return {
         "metrics": jsonable(evaluator.compute(state)),
         "state": evaluator.to_json(state),
@@ -85,6 +94,25 @@ def accuracy_pass(
         "fed_frames": sum(len(e.frames) for e in episodes),
         "key_frames": keys,
     }
+
+
+def _score(
+    method: Method,
+    evaluator: Any,
+    videos: Sequence[VideoSource],
+    episodes: Sequence[Any],
+    desc: str,
+) -> tuple[Any, int]:
+    """Evaluator state and key count over ``episodes`` (a progress bar on rank 0)."""
+    state, keys = evaluator.empty(), 0
+    quiet = not distributed.is_writer()
+    for scored in tqdm(episodes, desc=desc, unit="clip", leave=False, disable=quiet):
+        video = videos[scored.video]
+        predictions = run_episode(method, video, scored.frames, scored.keys)
+        keys += sum(bool(p.meta.get("key")) for p in predictions.values())
+        for index, stratum in zip(scored.scored, scored.strata):
+            state = evaluator.update(state, predictions[index], video.label(index), stratum)
+    return state, keys
 
 
 def stream(method: Method, video: VideoSource, setting: Setting, meter: Any) -> dict[str, list]:

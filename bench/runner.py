@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm import tqdm
-from vidbench import passes
+from vidbench import distributed, passes
 from vidbench.api import DataError, VideoSource
 from vidbench.building import (
     Prepared,
@@ -61,7 +61,7 @@ class Runner:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.log = log
+        self._log = log
         self.run_id = (
             f"{time.strftime('%Y%m%dT%H%M%S')}-{np.random.default_rng().integers(1 << 30):08x}"
         )
@@ -72,9 +72,12 @@ class Runner:
         dataset_name: str,
         dataset_options: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        torch.set_num_threads(self.settings.threads)
+        distributed.init_from_env()
+        torch.set_num_threads(distributed.threads_per_rank(self.settings.threads))
         dataset = build_dataset(dataset_name, dataset_options or {}, self.settings.data_root)
-        dataset.prepare()
+        if distributed.is_writer():  # under torchrun rank 0 renders or encodes what is missing
+            dataset.prepare()
+        distributed.barrier()
         videos = dataset.split("val")
         check_protocol(method_specs, dataset, videos, self.settings)
         prepared = [prepare_method(spec, dataset, self.settings) for spec in method_specs]
@@ -91,7 +94,10 @@ class Runner:
                         **setting,
                     }
                     self._accuracy(item, identity, setting, dataset, videos, done)
-            self._speed(prepared, videos[: self.settings.speed_videos], done)
+            if distributed.is_writer():  # throughput is measured on one device, by rank 0
+                torch.set_num_threads(self.settings.threads)
+                self._speed(prepared, videos[: self.settings.speed_videos], done)
+        distributed.barrier()
         return [r for r in self.store.records() if r.get("run_id") == self.run_id]
 
     def _accuracy(
@@ -111,17 +117,26 @@ class Runner:
         except DataError as error:
             self._failed(record, error)
             return
-        self.store.append(Record(identity, item.label, self.context, result).to_json())
+        self._append(Record(identity, item.label, self.context, result))
         headline = passes.task_of(item.method).headline
         self.log(
             f"accuracy {item.label} {setting_text(setting)}: "
             + ", ".join(f"{h.metric} {result['metrics'][h.metric]:.1f}" for h in headline)
         )
 
+    def log(self, message: str) -> None:
+        """Print progress on rank 0 only."""
+        if distributed.is_writer():
+            self._log(message)
+
+    def _append(self, record: Record) -> None:
+        """Store ``record``; under torchrun only rank 0 writes."""
+        if distributed.is_writer():
+            self.store.append(record.to_json())
+
     def _failed(self, record: Record, error: Exception) -> None:
         """Keep the failure as a record (a later run retries it) and carry on."""
-        failed = Record(record.identity, record.label, self.context, {"error": str(error)})
-        self.store.append(failed.to_json())
+        self._append(Record(record.identity, record.label, self.context, {"error": str(error)}))
         self.log(f"FAILED {record.identity['kind']} {record.label}: {error}")
 
     def _speed(
@@ -185,7 +200,7 @@ class Runner:
                 speed["validity"] = "INVALID"
                 speed["reasons"].append("stream output differs from the accuracy pass (spot check)")
             result = {**extras[rid], "speed": speed, "timed_region": passes.TIMED_REGION}
-            self.store.append(Record(record.identity, item.label, self.context, result).to_json())
+            self._append(Record(record.identity, item.label, self.context, result))
             (partial / f"{rid}.json").unlink(missing_ok=True)
             unit = passes.task_of(item.method).cost_unit
             self.log(

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vidbench import distributed
 from vidbench.api import VideoSource
 from vidbench.store import record_id
 
@@ -30,11 +31,12 @@ class HarnessWorkspace:
     def checkpoint(self, name: str, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
         digest = record_id({"dataset": self.dataset.fingerprint(), "name": name, **key})
         path = self.cache_dir / f"{name}-{digest}.pt"
-        if not path.exists():
+        if not path.exists() and distributed.is_writer():  # under torchrun rank 0 builds it
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(".tmp")
             build(partial)
             partial.replace(path)
+        distributed.barrier()
         sha = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         self.used[name] = {"file": path.name, "sha256": sha}
         return path
