@@ -184,6 +184,23 @@ def test_speedup_pairs_any_frame_config_of_the_same_run() -> None:
     assert pd.isna(with_speedup(df).speedup.iloc[2])
 
 
+def test_speedup_bound_follows_from_key_and_intermediate_latencies() -> None:
+    import pandas as pd
+    from vidbench.report.tables import with_speedup
+
+    df = pd.DataFrame(
+        [
+            {"scheme": "frame", "interval": 1, "fps": 100.0, "run_id": "r", "latency_p50_ms": 10.0,
+             "key_p50_ms": 10.0, "intermediate_p50_ms": float("nan")},
+            {"scheme": "prop-mv", "interval": 5, "fps": 200.0, "run_id": "r",
+             "latency_p50_ms": 4.0, "key_p50_ms": 12.0, "intermediate_p50_ms": 2.0},
+        ]
+    )
+    out = with_speedup(df)
+    assert out.speedup_bound.tolist() == [1.0, 2.5]  # 10 / ((12 + 4 * 2) / 5)
+    assert out.bound_reached.tolist() == [1.0, 0.8]
+
+
 def test_impossible_intervals_are_refused_before_training(data_root: Path, tmp_path: Path) -> None:
     import pytest
     from vidbench.protocols import ProtocolError
