@@ -183,6 +183,7 @@ class Method(abc.ABC):
     components: ClassVar[tuple[str, ...]]
     Config: ClassVar[type]  # a frozen dataclass of the method's options (may have no fields)
     smoke: ClassVar[dict[str, str]] = {}  # options for a tiny, fast build (conformance test)
+    device: str = "cpu"  # set by the harness when it moves the method (Method.to)
     uses_keyframes: ClassVar[bool] = True
     needs_next_keyframe: ClassVar[bool] = False
 
@@ -203,3 +204,11 @@ class Method(abc.ABC):
     @abc.abstractmethod
     def modules(self) -> dict[str, torch.nn.Module]:
         """The networks this method runs, by name, for parameter counts and device moves."""
+
+    def to(self, device: str) -> Method:
+        """Move every module to ``device``; the harness calls this and moves frames itself.
+        A method that keeps other tensors overrides it and moves those too."""
+        for module in self.modules().values():
+            module.to(device)
+        self.device = device
+        return self

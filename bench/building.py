@@ -27,6 +27,7 @@ class RunSettings:
     threads: int = 2
     seed: int = 0
     protocol_options: tuple[tuple[str, str], ...] = ()  # e.g. (("keys", "first"),)
+    device: str = "cpu"  # "cuda" or "cuda:N": the harness moves modules and frames there
     data_root: Path = Path("data")
     checkpoint_dir: Path = Path("checkpoints")
 
@@ -62,14 +63,27 @@ def setting_text(setting: Setting) -> str:
     return " ".join(f"{k}={v}" for k, v in setting.items())
 
 
+def check_device(device: str) -> None:
+    """Refuse a device this machine does not have, before any training."""
+    if device == "cpu":
+        return
+    if not device.startswith("cuda"):
+        raise RegistryError(f"Unknown device '{device}': use cpu, cuda or cuda:N.")
+    if not torch.cuda.is_available():
+        raise RegistryError(f"--device {device}: this machine has no CUDA device.")
+
+
 def prepare_method(spec: str, dataset: Any, settings: RunSettings) -> Prepared:
     """Parse ``name:key=value``, build (train or load) the method, and fix its identity."""
     name, options = split_spec(spec)
     cls = METHODS.get(name)
     config = parse_config(cls.Config, options, f"method '{name}'")
+    check_device(settings.device)
     workspace = HarnessWorkspace(dataset, settings.checkpoint_dir, settings.seed)
     torch.manual_seed(settings.seed)
     method = cls(config, workspace)
+    if settings.device != "cpu":
+        method.to(settings.device)
     identity = {
         "method": name,
         "config": dataclasses.asdict(config),

@@ -8,15 +8,16 @@ prediction type and the components whose FLOPs must be counted.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from tqdm import tqdm
 from vidbench import distributed
-from vidbench.api import DataError, Method, VideoSource
+from vidbench.api import DataError, Frame, Method, VideoSource
 from vidbench.building import Prepared, setting_text
 from vidbench.flops import count_parameters
-from vidbench.meter import FlopMeter, TimingMeter, now
+from vidbench.meter import FlopMeter, TimingMeter
 from vidbench.protocols import Setting
 from vidbench.records import jsonable
 from vidbench.tasks import Task, get_task
@@ -36,6 +37,19 @@ def task_of(method: Method) -> Task:
     return get_task(method.task)
 
 
+def on_device(frame: Frame, method: Method) -> Frame:
+    """``frame`` with its tensors on the method's device (the harness moves data, not the
+    method; done before the clock starts)."""
+    if method.device == "cpu":
+        return frame
+    move = {
+        name: getattr(frame, name).to(method.device)
+        for name in ("image", "motion", "motion_valid")
+        if getattr(frame, name) is not None
+    }
+    return dataclasses.replace(frame, **move)
+
+
 def run_episode(
     method: Method, video: VideoSource, frames: Sequence[int], keys: frozenset[int]
 ) -> dict[int | None, Any]:
@@ -44,7 +58,7 @@ def run_episode(
     task = task_of(method)
     method.start(video.info)
     predictions: dict[int | None, Any] = {}
-    emitted = [p for i in frames for p in method.step(video.frame(i, i in keys))]
+    emitted = [p for i in frames for p in method.step(on_device(video.frame(i, i in keys), method))]
     for prediction in [*emitted, *method.finish()]:
         if not isinstance(prediction, task.prediction_type):
             raise ContractError(
@@ -118,15 +132,17 @@ def _score(
 def stream(method: Method, video: VideoSource, setting: Setting, meter: Any) -> dict[str, list]:
     """One pass over ``video`` with the task's stream schedule, timing every step."""
     frame_indices, keys = task_of(method).protocol.stream(video.info.num_frames, setting)
-    frames = [video.frame(i, i in keys) for i in frame_indices]
+    frames = [on_device(video.frame(i, i in keys), method) for i in frame_indices]
     previous_meter, method.meter = method.meter, meter
     try:
-        latency, kinds, components, arrival, emitted = _timed_steps(method, video, frames, meter)
+        timed = _timed_steps(method, video, frames, meter)
     finally:
         method.meter = previous_meter
+    latency, kinds, components, arrival, emitted, device = timed
     if set(emitted) - {None} != set(arrival):
         raise ContractError(f"{method.name} left frames without a prediction in a stream.")
     return {
+        **({"device_latency_s": device} if None not in device else {}),
         "latency_s": latency,
         "kind": kinds,
         "components_s": components,
@@ -137,27 +153,31 @@ def stream(method: Method, video: VideoSource, setting: Setting, meter: Any) -> 
 
 def _timed_steps(method: Method, video: VideoSource, frames: list, meter: Any) -> tuple:
     """Feed ``frames``; per step: latency, frame kind, component times; arrival and emission."""
+    clock = meter if isinstance(meter, TimingMeter) else TimingMeter(method.device)
     method.start(video.info)
-    latency, kinds, components, arrival, emitted = [], [], [], {}, {}
+    latency, kinds, components, arrival, emitted, device = [], [], [], {}, {}, []
     for frame in frames:
-        start = now()
+        start = clock.start_step()
         predictions = method.step(frame)
-        stop = now()
+        stop, device_s = clock.stop_step()
         arrival[frame.index] = start
         _emit(method, emitted, predictions, frame.index, stop)
         taken = meter.take() if isinstance(meter, TimingMeter) else {}
         latency.append(stop - start)
+        device.append(device_s)
         kinds.append("key" if taken.get("feature", 0) > 0 else "intermediate")
         components.append(taken)
-    start = now()
+    start = clock.start_step()
     tail = method.finish()
-    stop = now()
+    stop, device_s = clock.stop_step()
     latency[-1] += stop - start
+    if device_s is not None:
+        device[-1] += device_s
     if isinstance(meter, TimingMeter):
         for component, seconds in meter.take().items():
             components[-1][component] = components[-1].get(component, 0.0) + seconds
     _emit(method, emitted, tail, frames[-1].index, stop)
-    return latency, kinds, components, arrival, emitted
+    return latency, kinds, components, arrival, emitted, device
 
 
 def _emit(method: Method, emitted: dict, predictions: list, step: int, time_s: float) -> None:

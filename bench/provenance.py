@@ -41,8 +41,9 @@ def _version(package: str) -> str:
         return "absent"
 
 
-def provenance() -> dict[str, Any]:
-    """Code, libraries, machine and the torch settings that change numbers."""
+def provenance(device: str = "cpu") -> dict[str, Any]:
+    """Code, libraries, machine and the torch settings that change numbers (rule 8: dtype,
+    TF32, cudnn.benchmark are recorded, never silent defaults)."""
     import av
 
     status = _git("status", "--porcelain", "--untracked-files=no")
@@ -58,13 +59,41 @@ def provenance() -> dict[str, Any]:
         "machine": machine(),
         "settings": {
             "dtype": "float32",
-            "device": "cpu",
+            "device": device,
+            **(_cuda_settings(device) if device.startswith("cuda") else {}),
             "threads": torch.get_num_threads(),
             "deterministic": torch.are_deterministic_algorithms_enabled(),
             "channels_last": False,
             "compile": False,
         },
     }
+
+
+def _cuda_settings(device: str) -> dict[str, Any]:
+    """The GPU a run used and the CUDA settings that change its numbers."""
+    index = torch.device(device).index or 0
+    return {
+        "gpu_name": torch.cuda.get_device_name(index),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "driver": _nvidia_driver(),
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+    }
+
+
+def _nvidia_driver() -> str:
+    try:
+        return subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def machine() -> dict[str, Any]:

@@ -23,6 +23,7 @@ from vidbench.building import (
     Prepared,
     RunSettings,
     build_dataset,
+    check_device,
     check_protocol,
     prepare_method,
     setting_text,
@@ -72,7 +73,8 @@ class Runner:
         dataset_name: str,
         dataset_options: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        distributed.init_from_env()
+        check_device(self.settings.device)
+        distributed.init_from_env(self.settings.device)
         torch.set_num_threads(distributed.threads_per_rank(self.settings.threads))
         dataset = build_dataset(dataset_name, dataset_options or {}, self.settings.data_root)
         if distributed.is_writer():  # under torchrun rank 0 renders or encodes what is missing
@@ -81,7 +83,7 @@ class Runner:
         videos = dataset.split("val")
         check_protocol(method_specs, dataset, videos, self.settings)
         prepared = [prepare_method(spec, dataset, self.settings) for spec in method_specs]
-        self.context = {"run_id": self.run_id, "provenance": provenance()}
+        self.context = {"run_id": self.run_id, "provenance": provenance(self.settings.device)}
         done = {r["record_id"] for r in self.store.records() if "error" not in r}
         with torch.inference_mode():
             for item in prepared:
@@ -175,7 +177,7 @@ class Runner:
             rounds[record.record_id] = _resumable_rounds(
                 partial / f"{record.record_id}.json", origin
             )
-            passes.stream(item.method, videos[0], setting, TimingMeter())
+            passes.stream(item.method, videos[0], setting, TimingMeter(self.settings.device))
         extras = {
             record.record_id: {
                 "cost": passes.cost_pass(item, videos[0], setting),
@@ -189,7 +191,8 @@ class Runner:
                 done = rounds[record.record_id]
                 if len(done) > round_index:
                     continue
-                done.append([passes.stream(item.method, v, setting, TimingMeter()) for v in videos])
+                meter = TimingMeter(self.settings.device)
+                done.append([passes.stream(item.method, v, setting, meter) for v in videos])
                 _write_atomic(
                     partial / f"{record.record_id}.json", {"provenance": origin, "rounds": done}
                 )

@@ -78,7 +78,16 @@ def summarise_speed(rounds: list[list[dict[str, list]]]) -> dict[str, Any]:
         "delay_frames": {"mean": float(np.mean(delay_frames)), "max": int(max(delay_frames))},
         "delay_ms": _percentiles(delay_ms),
         "raw_latency_ms": [round(x, 4) for x in latency_ms],
+        **_device_time(streams),
         "validity": "INVALID" if reasons else "VALID",
         "reasons": reasons,
         "warnings": warnings,
     }
+
+
+def _device_time(streams: list[dict[str, list]]) -> dict[str, Any]:
+    """CUDA-event device time per step beside wall time, when the streams ran on a GPU."""
+    if not streams or any("device_latency_s" not in s for s in streams):
+        return {}
+    device_ms = [x * 1e3 for s in streams for x in s["device_latency_s"]]
+    return {"device_latency_ms": _percentiles(device_ms)}

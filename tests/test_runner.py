@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from vidbench import passes
 from vidbench.cli import main
 from vidbench.report import render
@@ -81,6 +82,11 @@ def test_cli_errors_are_one_clear_line(capsys) -> None:
     assert "--intervals" in capsys.readouterr().err
     assert main(["compare", "--methods", "interp-mv:fusion=sum"]) == 2
     assert "allowed: conv, avg, max" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["compare", "--methods", "frame", "--device", "cuda"]) == 2
+        assert "this machine has no CUDA device" in capsys.readouterr().err
+    assert main(["compare", "--methods", "frame", "--device", "tpu"]) == 2
+    assert "Unknown device 'tpu'" in capsys.readouterr().err
     assert main(["report", "--results", "/nonexistent/x.jsonl"]) == 2
     assert "No results at /nonexistent/x.jsonl" in capsys.readouterr().err
 
