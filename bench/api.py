@@ -49,6 +49,9 @@ class Frame:
         motion_valid: (gh, gw) bool tensor, False for intra blocks; None with ``motion``.
         motion_grid: block size in pixels of ``motion``.
         is_key: the protocol's keyframe schedule marks this frame a keyframe.
+        key_index: the keyframe whose features this frame's prediction should use under the
+            protocol's schedule (seed 001: the key of its segment, possibly a later frame), or
+            None where the protocol leaves that to the method.
     """
 
     index: int
@@ -57,6 +60,7 @@ class Frame:
     motion_valid: torch.Tensor | None
     motion_grid: int
     is_key: bool
+    key_index: int | None = None
 
 
 @dataclass(frozen=True)

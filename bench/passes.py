@@ -50,15 +50,30 @@ def on_device(frame: Frame, method: Method) -> Frame:
     return dataclasses.replace(frame, **move)
 
 
+def feed(
+    video: VideoSource, index: int, keys: frozenset[int], key_of: Any, method: Method
+) -> Frame:
+    """Frame ``index`` as the protocol feeds it: key flag, assigned key, on the method's device."""
+    frame = video.frame(index, index in keys)
+    if key_of is not None:
+        frame = dataclasses.replace(frame, key_index=key_of[index])
+    return on_device(frame, method)
+
+
 def run_episode(
-    method: Method, video: VideoSource, frames: Sequence[int], keys: frozenset[int]
+    method: Method,
+    video: VideoSource,
+    frames: Sequence[int],
+    keys: frozenset[int],
+    key_of: dict[int, int] | None = None,
 ) -> dict[int | None, Any]:
     """Feed ``frames`` in order and check the contract: one prediction of the task's type per
-    fed frame, plus one video-level prediction (index None) for tasks that have them."""
+    fed frame, plus one video-level prediction (index None) for tasks that have them.
+    ``key_of`` assigns each frame the key it should use where the protocol says."""
     task = task_of(method)
     method.start(video.info)
     predictions: dict[int | None, Any] = {}
-    emitted = [p for i in frames for p in method.step(on_device(video.frame(i, i in keys), method))]
+    emitted = [p for i in frames for p in method.step(feed(video, i, keys, key_of, method))]
     for prediction in [*emitted, *method.finish()]:
         if not isinstance(prediction, task.prediction_type):
             raise ContractError(
@@ -88,7 +103,8 @@ def accuracy_pass(
     evaluator = task.evaluator(dataset)
     try:
         desc = f"accuracy {prepared.label} {setting_text(setting)}"
-        state, keys = _score(method, evaluator, videos, distributed.shard(episodes), desc)
+        shard = distributed.shard(episodes)
+        state, keys = _score(method, evaluator, videos, shard, setting, desc)
         local: tuple[Any, ...] = ("ok", evaluator.to_json(state), keys)
     except DataError as error:
         local = ("error", str(error))
@@ -115,6 +131,7 @@ def _score(
     evaluator: Any,
     videos: Sequence[VideoSource],
     episodes: Sequence[Any],
+    setting: Setting,
     desc: str,
 ) -> tuple[Any, int]:
     """Evaluator state and key count over ``episodes`` (a progress bar on rank 0)."""
@@ -122,7 +139,8 @@ def _score(
     quiet = not distributed.is_writer()
     for scored in tqdm(episodes, desc=desc, unit="clip", leave=False, disable=quiet):
         video = videos[scored.video]
-        predictions = run_episode(method, video, scored.frames, scored.keys)
+        key_of = task_of(method).protocol.key_of(setting, scored.keys)
+        predictions = run_episode(method, video, scored.frames, scored.keys, key_of)
         keys += sum(bool(p.meta.get("key")) for p in predictions.values())
         for index, stratum in zip(scored.scored, scored.strata):
             state = evaluator.update(state, predictions[index], video.label(index), stratum)
@@ -131,8 +149,10 @@ def _score(
 
 def stream(method: Method, video: VideoSource, setting: Setting, meter: Any) -> dict[str, list]:
     """One pass over ``video`` with the task's stream schedule, timing every step."""
-    frame_indices, keys = task_of(method).protocol.stream(video.info.num_frames, setting)
-    frames = [on_device(video.frame(i, i in keys), method) for i in frame_indices]
+    protocol = task_of(method).protocol
+    frame_indices, keys = protocol.stream(video.info.num_frames, setting)
+    key_of = protocol.key_of(setting, keys)
+    frames = [feed(video, i, keys, key_of, method) for i in frame_indices]
     previous_meter, method.meter = method.meter, meter
     try:
         timed = _timed_steps(method, video, frames, meter)
@@ -196,8 +216,10 @@ def spot_check(prepared: Prepared, video: VideoSource, setting: Setting) -> dict
     if scored is None:
         return {"skipped": "no scored frame of the protocol lies inside the stream"}
     frame_indices, keys = task.protocol.stream(video.info.num_frames, setting)
-    streamed = run_episode(method, video, frame_indices, keys)
-    replayed = run_episode(method, video, scored.frames, scored.keys)
+    streamed = run_episode(method, video, frame_indices, keys, task.protocol.key_of(setting, keys))
+    replayed = run_episode(
+        method, video, scored.frames, scored.keys, task.protocol.key_of(setting, scored.keys)
+    )
     return {
         "frames": list(scored.scored),
         "strata": list(scored.strata),

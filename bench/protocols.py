@@ -103,6 +103,10 @@ class Protocol(abc.ABC):
         """An accuracy episode of ``video`` whose scored frames the stream also predicts with
         the same key schedule (MLPerf TEST01), or None when there is none."""
 
+    def key_of(self, setting: Setting, keys: frozenset[int]) -> dict[int, int] | None:
+        """Frame -> the key its prediction should use, where the schedule says (else None)."""
+        return None
+
     def setting_of(self, record: dict[str, Any]) -> tuple[Any, ...]:
         """A record's protocol parameters, in ``params`` order."""
         return tuple(record[p] for p in self.params)
@@ -211,6 +215,21 @@ class FixedKey(Protocol):
 
     def spot_episode(self, video: Any, setting: Setting, method: type) -> Episode | None:
         return self.episodes([video], setting, method)[0]
+
+    def key_of(self, setting: Setting, keys: frozenset[int]) -> dict[int, int] | None:
+        return KeyAssignment(setting["interval"], keys)
+
+
+class KeyAssignment(dict):
+    """Frame index -> the key of its segment, computed on first access (a lazy mapping)."""
+
+    def __init__(self, length: int, keys: frozenset[int]) -> None:
+        super().__init__()
+        self.length, self.keys = length, keys
+
+    def __missing__(self, index: int) -> int:
+        self[index] = key_of(index, self.length, self.keys)
+        return self[index]
 
 
 def segment_keys(num_frames: int, length: int, schedule: str) -> frozenset[int]:
