@@ -54,6 +54,9 @@ METHODS = Registry(
         "prop-mv": "vidbench.methods.propagation:PropMV",
         "prop-flow": "vidbench.methods.propagation:PropFlow",
         "interp-mv": "vidbench.methods.interpolation:InterpMV",
+        "rfcn": "vidbench.methods.video_detection:RFCN",
+        "dff": "vidbench.methods.video_detection:DFF",
+        "psla": "vidbench.methods.video_detection:PSLA",
     },
 )
 
@@ -61,6 +64,7 @@ DATASETS = Registry(
     "dataset",
     {
         "synthcity": "vidbench.datasets.synthcity.dataset:SynthCity",
+        "imagenet-vid": "vidbench.datasets.imagenet_vid:ImageNetVID",
     },
 )
 
@@ -68,6 +72,7 @@ TASKS = Registry(
     "task",
     {
         "segmentation": "vidbench.tasks.segmentation:Segmentation",
+        "detection": "vidbench.tasks.detection:Detection",
     },
 )
 

@@ -24,8 +24,11 @@ class HarnessWorkspace:
         self._train: Sequence[VideoSource] | None = None
 
     def train_videos(self) -> Sequence[VideoSource]:
+        """The train split, plus the still images a dataset trains with beside its videos
+        (ImageNet VID's DET subset, as one-frame sources; seed 001 sec. 4.1)."""
         if self._train is None:
-            self._train = self.dataset.split("train")
+            stills = getattr(self.dataset, "det_train", None)
+            self._train = [*self.dataset.split("train"), *(stills() if stills else [])]
         return self._train
 
     def checkpoint(self, name: str, key: dict[str, Any], build: Callable[[Path], None]) -> Path:

@@ -9,6 +9,8 @@ import torch
 from vidbench.datasets.synthcity.dataset import SynthCity, SynthCityConfig
 from vidbench.workspace import HarnessWorkspace
 
+from tests.boxes_fixture import tiny_video
+
 TINY = SynthCityConfig(
     train_videos=2, val_videos=4, height=64, width=128, frames=12, labelled_index=7, seed=3
 )
@@ -42,3 +44,35 @@ def data_root(tiny_dataset: SynthCity) -> Path:
 def tiny_segmentation_dataset(tiny_dataset: SynthCity) -> SynthCity:
     """The tiny dataset the conformance test builds segmentation methods on."""
     return tiny_dataset
+
+
+class TinyBoxes:
+    """A tiny box-annotated dataset made by the tests (tests/boxes_fixture.py)."""
+
+    name = "tiny-boxes"
+    tasks = ("detection",)
+    num_classes = 3
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.videos = {
+            "train": [tiny_video(root, f"train{i}", i, objects=3) for i in range(3)],
+            "val": [tiny_video(root, f"val{i}", 100 + i) for i in range(2)],
+        }
+
+    def fingerprint(self) -> str:
+        return "tiny-boxes"
+
+    def describe(self) -> dict:
+        return {"name": self.name, "fingerprint": self.fingerprint()}
+
+    def prepare(self) -> Path:
+        return self.root
+
+    def split(self, name: str) -> list:
+        return self.videos[name]
+
+
+@pytest.fixture(scope="session")
+def tiny_detection_dataset(tmp_path_factory: pytest.TempPathFactory) -> TinyBoxes:
+    return TinyBoxes(tmp_path_factory.mktemp("boxes"))

@@ -46,9 +46,10 @@ def test_one_typed_prediction_per_fed_frame(built, interval: int) -> None:
     method, dataset = built
     task = get_task(method.task)
     video = dataset.split("val")[0]
-    frames, keys = task.protocol.stream(video.info.num_frames, {"interval": interval})
+    setting = schedule(method, interval)
+    frames, keys = task.protocol.stream(video.info.num_frames, setting)
     with torch.inference_mode():
-        predictions = run_episode(method, video, frames, keys)
+        predictions = run_episode(method, video, frames, keys, task.protocol.key_of(setting, keys))
     assert sorted(i for i in predictions if i is not None) == list(frames)
     for index, prediction in predictions.items():
         assert prediction.index == index
@@ -60,13 +61,22 @@ def test_one_typed_prediction_per_fed_frame(built, interval: int) -> None:
 def test_start_resets_all_state(built) -> None:
     method, dataset = built
     a, b = dataset.split("val")[:2]
-    frames, keys = get_task(method.task).protocol.stream(a.info.num_frames, {"interval": 4})
+    protocol = get_task(method.task).protocol
+    setting = schedule(method, 4)
+    frames, keys = protocol.stream(a.info.num_frames, setting)
+    key_of = protocol.key_of(setting, keys)
     with torch.inference_mode():
-        first = run_episode(method, a, frames, keys)
+        first = run_episode(method, a, frames, keys, key_of)
         run_episode(method, b, range(5), frozenset({2}))  # leave b half-way: state to clear
-        again = run_episode(method, a, frames, keys)
+        again = run_episode(method, a, frames, keys, key_of)
     for index in first:
         assert identical(first[index], again[index])
+
+
+def schedule(method: Method, interval: int) -> dict:
+    """The task protocol's default setting at ``interval`` (also for methods without keys)."""
+    protocol = get_task(method.task).protocol
+    return {**protocol.settings([interval], type(method))[0], "interval": interval}
 
 
 def identical(a: object, b: object) -> bool:
@@ -82,7 +92,7 @@ def test_meter_sees_only_declared_components(built) -> None:
     method, dataset = built
     video = dataset.split("val")[1]
     with torch.inference_mode():
-        result = stream(method, video, {"interval": 4}, TimingMeter())
+        result = stream(method, video, schedule(method, 4), TimingMeter())
     seen = {name for step in result["components_s"] for name in step}
     assert seen <= set(method.components)
     assert "feature" in seen and "task" in seen

@@ -1,0 +1,452 @@
+"""Video object detection methods of seed 001 behind the streaming adapter: ``rfcn`` (the
+per-frame R-FCN baseline), ``dff`` (Deep Feature Flow on the detection head) and ``psla``
+(PSLA with RFU and DenseFT, and its ablations Nonlocal / MatchTrans / DensePSLA, S and F).
+
+Keys follow the protocol: each frame carries the key it should use (``Frame.key_index``, the
+key of its segment under ``fixed-key@v1``, which for the paper's middle-key schedule may be a
+later frame). A frame whose key has not arrived waits and is emitted when the key comes, so the
+harness measures the look-ahead delay. Without an assigned key a frame uses the latest key.
+
+Training (sec. 4.1, CPU-sized): the per-frame detector is trained once on every labelled frame
+and shared by all three methods (so interval 1 is identical across them, as in the papers'
+tables). DFF trains its flow network: pre-training on ground-truth flow where the dataset renders
+it (DFF used Flying Chairs), else on OpenCV DIS flow of the training videos, then end to end with
+the detection loss on a current frame and a key from the preceding ``train_interval`` frames.
+PSLA trains its modules with the paper's sampling: a labelled non-key frame i and two keys
+k1 in [i - l, i - l/2] and k2 in [i - l/2, i + l/2]; F_t is built from k1 then updated by k2 (RFU),
+and the loss is the detection loss of frame i only. Deviation (as landed prop-flow): the
+detector (N_f, N_t) stays frozen while DFF's flow network and PSLA's modules are trained, where
+the paper trains everything end to end from ImageNet weights.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from vidbench.api import DetectionPrediction, Frame, Method, VideoInfo, VideoSource, Workspace
+from vidbench.methods.flownet import FlowNetSimple, FlowTrainConfig, compose_backward
+from vidbench.methods.motion_sources import regrid
+from vidbench.methods.psla import PSLAConfig, PSLAFramework, paper_config
+from vidbench.methods.psla_attention import ATTENTION_KINDS
+from vidbench.methods.rfcn import FEATURE_STRIDE, Detector, DetectorConfig
+from vidbench.methods.rfcn_train import DetectorTrainConfig, feature_losses, trained_detector
+from vidbench.methods.warp import warp
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """The shared detector (small CPU default; ``layers=3-4-23-3:width=64:expansion=4:
+    feature_channels=1024`` is the paper's ResNet-101) and its training steps."""
+
+    layers: str = "1-1-2-1"
+    width: int = 32
+    expansion: int = 1
+    feature_channels: int = 256
+    dcn: bool = False
+    train_steps: int = 600
+
+    def detector(self, num_classes: int) -> DetectorConfig:
+        layers = tuple(int(part) for part in self.layers.split("-"))
+        if len(layers) != 4 or min(layers) < 1:
+            raise ValueError(f"layers must be four positive counts like 3-4-23-3, not {self.layers!r}")
+        if layers == (3, 4, 23, 3) and self.expansion == 4:
+            paper = DetectorConfig.paper(self.dcn, num_classes)
+            return DetectorConfig(**{**asdict(paper), "feature_channels": self.feature_channels})
+        return DetectorConfig(
+            layers=layers,  # type: ignore[arg-type]
+            width_per_group=self.width,
+            expansion=self.expansion,
+            dcn=self.dcn,
+            feature_channels=self.feature_channels,
+            num_classes=num_classes,
+        )
+
+
+class DetectionMethod(Method):
+    """Holds the trained per-frame detector and runs its task network on a feature map."""
+
+    task = "detection"
+    smoke = {"train_steps": "3"}
+
+    def __init__(self, config: DetectionConfig, workspace: Workspace) -> None:
+        super().__init__(config, workspace)
+        self.net: Detector = trained_detector(
+            workspace,
+            config.detector(workspace.num_classes),
+            config.train_steps,
+            DetectorTrainConfig(),
+        )
+        for parameter in self.net.parameters():
+            parameter.requires_grad_(False)
+        self.size: tuple[int, int] = (0, 0)
+
+    def start(self, video: VideoInfo) -> None:
+        self.size = (video.height, video.width)
+
+    def detector_key(self) -> dict[str, Any]:
+        """What identifies the shared detector (its checkpoints also key on the dataset)."""
+        return {"net": self.net.config.to_dict(), "steps": self.config.train_steps}
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"feature": self.net.features, "task": self.net.task}
+
+    def detect(self, index: int, features: torch.Tensor, key: bool) -> DetectionPrediction:
+        with self.meter("task"):
+            found = self.net.task(features, self.size)[0]
+        return DetectionPrediction(index, found.boxes, found.scores, found.labels, {"key": key})
+
+
+class RFCN(DetectionMethod):
+    """The per-frame baseline: N_f and N_t (R-FCN) on every frame."""
+
+    name = "rfcn"
+    components = ("feature", "task")
+    Config = DetectionConfig
+    uses_keyframes = False
+
+    def step(self, frame: Frame) -> list[DetectionPrediction]:
+        with self.meter("feature"):
+            features = self.net.features(frame.image[None])
+        return [self.detect(frame.index, features, key=True)]
+
+
+class KeyedPropagation(DetectionMethod):
+    """Features on keys, carried to the frames the protocol assigns to each key (see the
+    module docstring); subclasses say what a key keeps and how a frame uses it."""
+
+    def start(self, video: VideoInfo) -> None:
+        super().start(video)
+        self.latest: int | None = None
+        self.kept: dict[int, Any] = {}
+        self.waiting: dict[int, list[Frame]] = {}
+
+    def step(self, frame: Frame) -> list[DetectionPrediction]:
+        key = frame.key_index if frame.key_index is not None else self.latest
+        if frame.is_key or key is None:
+            self.kept = {frame.index: self.key_frame(frame)}  # older keys are no longer needed
+            self.latest = frame.index
+            out = [self.detect(frame.index, self.key_features(self.kept[frame.index]), True)]
+            return out + [
+                self.non_key_frame(waiting, self.kept[frame.index])
+                for waiting in self.waiting.pop(frame.index, [])
+            ]
+        if key in self.kept:
+            return [self.non_key_frame(frame, self.kept[key])]
+        self.waiting.setdefault(key, []).append(frame)
+        return []
+
+    def finish(self) -> list[DetectionPrediction]:
+        if self.waiting:
+            missing = sorted(self.waiting)
+            raise RuntimeError(f"{self.name}: frames wait for keys {missing} that never came.")
+        return []
+
+    @abc.abstractmethod
+    def key_frame(self, frame: Frame) -> Any:
+        """Run a key; return what its frames need (kept until the next key)."""
+
+    @abc.abstractmethod
+    def key_features(self, kept: Any) -> torch.Tensor:
+        """The key's own feature map for the task network."""
+
+    @abc.abstractmethod
+    def non_key_frame(self, frame: Frame, kept: Any) -> DetectionPrediction:
+        """Detect on a frame from its key's kept state."""
+
+
+@dataclass(frozen=True)
+class DFFConfig(DetectionConfig):
+    """DFF: the flow network's width and its CPU-sized training recipe."""
+
+    flownet_width: int = 16
+    flownet_pretrain_steps: int = 300
+    flownet_finetune_steps: int = 200
+    train_interval: int = 10
+
+
+class DFF(KeyedPropagation):
+    """Deep Feature Flow (Zhu et al. 2017) on the detection head: flow from the key by a
+    FlowNet-style network with a scale field, key features warped and scaled, then N_t."""
+
+    name = "dff"
+    components = ("feature", "motion", "warp", "task")
+    Config = DFFConfig
+    smoke = {"train_steps": "3", "flownet_pretrain_steps": "2", "flownet_finetune_steps": "2"}
+
+    def __init__(self, config: DFFConfig, workspace: Workspace) -> None:
+        super().__init__(config, workspace)
+        recipe = FlowTrainConfig(
+            width=config.flownet_width,
+            pretrain_steps=config.flownet_pretrain_steps,
+            finetune_steps=config.flownet_finetune_steps,
+            max_key_distance=config.train_interval - 1,
+        )
+        key = {
+            "detector": self.detector_key(),
+            "recipe": asdict(recipe),
+            "seed": workspace.seed,
+        }
+        path = workspace.checkpoint(
+            "dff-flownet",
+            key,
+            lambda out: train_detection_flownet(
+                workspace.train_videos(), self.net, recipe, workspace.seed, out
+            ),
+        )
+        self.flownet = FlowNetSimple(self.net.config.feature_channels, config.flownet_width)
+        self.flownet.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.flownet.eval()
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {**super().modules(), "flownet": self.flownet}
+
+    def key_frame(self, frame: Frame) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.meter("feature"):
+            return frame.image[None], self.net.features(frame.image[None])
+
+    def key_features(self, kept: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return kept[1]
+
+    def non_key_frame(self, frame: Frame, kept: tuple[torch.Tensor, torch.Tensor]) -> Any:
+        key_image, key_features = kept
+        with self.meter("motion"):
+            flow, scale = self.flownet(frame.image[None], key_image)
+        with self.meter("warp"):
+            features = warp(key_features, flow, FEATURE_STRIDE) * scale
+        return self.detect(frame.index, features, key=False)
+
+
+@dataclass(frozen=True)
+class PSLAMethodConfig(DetectionConfig):
+    """PSLA: ``attention`` kind, ``setting`` a / b / c (Table 5) or S / F (Table 2 ablations),
+    max displacement ``d``, embedding and Transform-Net widths (256 / 256 in the paper, at
+    1024 feature channels) and the CPU-sized training recipe."""
+
+    attention: str = "psla"
+    setting: str = "c"
+    d: int = 4
+    embed_channels: int = 64
+    transform_reduced: int = 64
+    psla_steps: int = 300
+    psla_lr: float = 1e-3
+    psla_batch: int = 4
+    train_interval: int = 10
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention '{self.attention}'; allowed: {', '.join(ATTENTION_KINDS)}")
+        if self.setting not in ("a", "b", "c", "S", "F"):
+            raise ValueError(f"setting '{self.setting}'; allowed: a, b, c, S, F")
+        if self.setting in "abc" and self.attention != "psla":
+            raise ValueError("settings a, b, c are PSLA's; give S or F for the ablation kinds")
+
+    def framework(self, detector: DetectorConfig) -> PSLAConfig:
+        name = self.setting if self.setting in "abc" else f"{self.attention} {self.setting}"
+        return paper_config(
+            name,
+            d=self.d,
+            channels=detector.feature_channels,
+            low_channels=detector.low_level_channels,
+            embed_channels=self.embed_channels,
+            transform_reduced=self.transform_reduced,
+        )
+
+
+class PSLA(KeyedPropagation):
+    """PSLA (seed 001): keys run N_f and RFU updates the temporal feature F_t; non-key frames
+    run the cheap N_l, Transform Net, PSLA from F_t and (setting c / F) the Quality Net."""
+
+    name = "psla"
+    components = (
+        "feature",
+        "update",
+        "low_feature",
+        "transform",
+        "propagate",
+        "quality",
+        "task",
+    )
+    Config = PSLAMethodConfig
+    smoke = {"train_steps": "3", "psla_steps": "2"}
+
+    def __init__(self, config: PSLAMethodConfig, workspace: Workspace) -> None:
+        super().__init__(config, workspace)
+        framework_config = config.framework(self.net.config)
+        recipe = {k: getattr(config, k) for k in ("psla_steps", "psla_lr", "psla_batch")}
+        key = {
+            "detector": self.detector_key(),
+            "framework": asdict(framework_config),
+            "recipe": {**recipe, "train_interval": config.train_interval},
+            "seed": workspace.seed,
+        }
+        path = workspace.checkpoint(
+            "psla-framework",
+            key,
+            lambda out: train_psla(
+                workspace.train_videos(), self.net, framework_config, config, workspace.seed, out
+            ),
+        )
+        self.framework = PSLAFramework(framework_config)
+        self.framework.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.framework.eval()
+        self.temporal: torch.Tensor | None = None
+
+    def start(self, video: VideoInfo) -> None:
+        super().start(video)
+        self.temporal = None
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {**super().modules(), "psla": self.framework}
+
+    def key_frame(self, frame: Frame) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.meter("feature"):
+            high = self.net.features(frame.image[None])
+        with self.meter("update"):
+            self.temporal = self.framework.key_frame(high, self.temporal)
+            embedded = self.framework.embed_temporal(self.temporal)
+        return self.temporal, embedded
+
+    def key_features(self, kept: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return kept[0]
+
+    def non_key_frame(self, frame: Frame, kept: tuple[torch.Tensor, torch.Tensor]) -> Any:
+        temporal, embedded = kept
+        dense = self.framework.dense
+        with self.meter("low_feature"):
+            low = self.net.features.low_level(frame.image[None])
+        with self.meter("transform"):
+            transformed = dense.transform(low)
+        with self.meter("propagate"):
+            features = dense.attention(transformed, temporal, embedded)
+        if dense.quality_net is not None:
+            with self.meter("quality"):
+                features = dense.quality_net(features, transformed)
+        return self.detect(frame.index, features, key=False)
+
+
+def _sample(rng: np.random.Generator, videos: Sequence[VideoSource]) -> tuple[VideoSource, int]:
+    video = videos[int(rng.integers(len(videos)))]
+    return video, int(rng.choice(video.label_indices))
+
+
+def _descend(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return loss.item()
+
+
+def flow_truth(video: VideoSource) -> tuple[np.ndarray, np.ndarray]:
+    """Backward flow of a training video: the dataset's rendered ground truth where it has it,
+    else OpenCV DIS optical flow between consecutive decoded frames (all pixels valid)."""
+    try:
+        return video.backward_flow()  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        from vidbench.methods.dis import DISMotion
+
+        dis = DISMotion()
+        frames = [video.frame(i) for i in range(video.info.num_frames)]
+        flows = [dis.estimate(b, a, 1).displacement.numpy() for a, b in zip(frames, frames[1:])]
+        valid = np.ones((len(flows), *flows[0].shape[1:]), bool)
+        return np.stack(flows).astype(np.float32), valid
+
+
+def train_detection_flownet(
+    videos: Sequence[VideoSource],
+    detector: Detector,
+    recipe: FlowTrainConfig,
+    seed: int,
+    path: Path,
+) -> None:
+    """DFF for detection: flow pre-training, then end to end through the frozen detector."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    network = FlowNetSimple(detector.config.feature_channels, recipe.width).train()
+    moving = [v for v in videos if v.info.num_frames > recipe.pretrain_max_distance]
+    truth = [flow_truth(v) for v in tqdm(moving, desc="dff: flow targets", unit="video")]
+    optimiser = torch.optim.Adam(network.parameters(), lr=recipe.lr)
+    for _ in tqdm(range(recipe.pretrain_steps), desc="dff: pre-train flownet", unit="step"):
+        currents, references, targets, masks = [], [], [], []
+        for _ in range(recipe.batch_size):
+            number = int(rng.integers(len(moving)))
+            video = moving[number]
+            distance = int(rng.integers(1, recipe.pretrain_max_distance + 1))
+            current = int(rng.integers(distance, video.info.num_frames))
+            flow, ok = compose_backward(*truth[number], current, distance)
+            image = video.frame(current).image
+            target, cell_ok = regrid(flow, ok, 1, FEATURE_STRIDE, tuple(image.shape[-2:]))
+            currents.append(image)
+            references.append(video.frame(current - distance).image)
+            targets.append(target)
+            masks.append(cell_ok)
+        predicted, _ = network(torch.stack(currents), torch.stack(references))
+        mask = torch.stack(masks).float()
+        error = (predicted - torch.stack(targets)).norm(dim=1)
+        _descend(optimiser, (error * mask).sum() / mask.sum().clamp_min(1))
+    optimiser = torch.optim.Adam(network.parameters(), lr=recipe.lr / 10)
+    for _ in tqdm(range(recipe.finetune_steps), desc="dff: end to end", unit="step"):
+        currents, keys, targets = [], [], []
+        for _ in range(recipe.batch_size):
+            video, current = _sample(rng, videos)
+            key = max(0, current - int(rng.integers(0, recipe.max_key_distance + 1)))
+            currents.append(video.frame(current).image)
+            keys.append(video.frame(key).image)
+            targets.append(video.label(current))
+        current_images, key_images = torch.stack(currents), torch.stack(keys)
+        with torch.no_grad():
+            key_features = detector.features(key_images)
+        flow, scale = network(current_images, key_images)
+        features = warp(key_features, flow, FEATURE_STRIDE) * scale
+        size = (current_images.shape[-2], current_images.shape[-1])
+        _descend(optimiser, sum(feature_losses(detector.task, features, size, targets).values()))
+    torch.save(network.state_dict(), path)
+
+
+def psla_keys(rng: np.random.Generator, current: int, length: int, count: int) -> tuple[int, int]:
+    """The paper's key sampling (sec. 4.1) for non-key frame ``current`` of a ``count``-frame
+    video: k1 in [current - l, current - l/2], k2 in [current - l/2, current + l/2], clipped."""
+    k1 = current + int(rng.integers(-length, -length // 2 + 1))
+    k2 = current + int(rng.integers(-length // 2, length // 2 + 1))
+    return min(max(k1, 0), count - 1), min(max(k2, 0), count - 1)
+
+
+def train_psla(
+    videos: Sequence[VideoSource],
+    detector: Detector,
+    framework_config: PSLAConfig,
+    config: PSLAMethodConfig,
+    seed: int,
+    path: Path,
+) -> None:
+    """PSLA's modules trained through the frozen detector with the paper's sampling."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    framework = PSLAFramework(framework_config).train()
+    optimiser = torch.optim.Adam(framework.parameters(), lr=config.psla_lr)
+    for _ in tqdm(range(config.psla_steps), desc="psla: train", unit="step"):
+        currents, first, second, targets = [], [], [], []
+        for _ in range(config.psla_batch):
+            video, current = _sample(rng, videos)
+            k1, k2 = psla_keys(rng, current, config.train_interval, video.info.num_frames)
+            currents.append(video.frame(current).image)
+            first.append(video.frame(k1).image)
+            second.append(video.frame(k2).image)
+            targets.append(video.label(current))
+        images = torch.stack(currents)
+        with torch.no_grad():
+            low = detector.features.low_level(images)
+            high_k1 = detector.features(torch.stack(first))
+            high_k2 = detector.features(torch.stack(second))
+        temporal = framework.key_frame(high_k2, framework.key_frame(high_k1))
+        features = framework.non_key_frame(low, temporal)
+        size = (images.shape[-2], images.shape[-1])
+        _descend(optimiser, sum(feature_losses(detector.task, features, size, targets).values()))
+    torch.save(framework.state_dict(), path)
+
