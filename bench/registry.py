@@ -57,6 +57,7 @@ METHODS = Registry(
         "rfcn": "vidbench.methods.video_detection:RFCN",
         "dff": "vidbench.methods.video_detection:DFF",
         "psla": "vidbench.methods.video_detection:PSLA",
+        "psla-seg": "vidbench.methods.psla_segmentation:PSLASegmentation",
     },
 )
 

@@ -426,9 +426,36 @@ def train_psla(
     path: Path,
 ) -> None:
     """PSLA's modules trained through the frozen detector with the paper's sampling."""
+
+    def loss(features: torch.Tensor, images: torch.Tensor, targets: list) -> torch.Tensor:
+        size = (images.shape[-2], images.shape[-1])
+        return sum(feature_losses(detector.task, features, size, targets).values())
+
+    train_psla_modules(
+        videos,
+        PSLAFramework(framework_config),
+        (detector.features, detector.features.low_level, loss),
+        config,
+        seed,
+        path,
+    )
+
+
+def train_psla_modules(
+    videos: Sequence[VideoSource],
+    framework: PSLAFramework,
+    network: tuple[Any, Any, Any],
+    config: Any,
+    seed: int,
+    path: Path,
+) -> None:
+    """The paper's PSLA training (sec. 4.1) around any frozen network: ``network`` is
+    (N_f, N_l, loss(features, images, targets)); ``config`` has psla_steps, psla_lr,
+    psla_batch and train_interval. Keys k1, k2 build F_t (RFU), frame i is scored."""
+    high, low_level, loss = network
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    framework = PSLAFramework(framework_config).train()
+    framework.train()
     optimiser = torch.optim.Adam(framework.parameters(), lr=config.psla_lr)
     for _ in tqdm(range(config.psla_steps), desc="psla: train", unit="step"):
         currents, first, second, targets = [], [], [], []
@@ -441,12 +468,10 @@ def train_psla(
             targets.append(video.label(current))
         images = torch.stack(currents)
         with torch.no_grad():
-            low = detector.features.low_level(images)
-            high_k1 = detector.features(torch.stack(first))
-            high_k2 = detector.features(torch.stack(second))
+            low = low_level(images)
+            high_k1 = high(torch.stack(first))
+            high_k2 = high(torch.stack(second))
         temporal = framework.key_frame(high_k2, framework.key_frame(high_k1))
         features = framework.non_key_frame(low, temporal)
-        size = (images.shape[-2], images.shape[-1])
-        _descend(optimiser, sum(feature_losses(detector.task, features, size, targets).values()))
+        _descend(optimiser, loss(features, images, targets))
     torch.save(framework.state_dict(), path)
-
