@@ -65,6 +65,7 @@ DATASETS = Registry(
     "dataset",
     {
         "synthcity": "vidbench.datasets.synthcity.dataset:SynthCity",
+        "synthdet": "vidbench.datasets.synthobjects.dataset:SynthDet",
         "imagenet-vid": "vidbench.datasets.imagenet_vid:ImageNetVID",
     },
 )

@@ -1,0 +1,1 @@
+"""synthdet: the embedded synthetic world for video object detection."""
