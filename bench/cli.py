@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 from vidbench import distributed
+from vidbench.tasks import get_task
 from vidbench.registry import (
     DATASETS,
     METHODS,
     MOTION_SOURCES,
     STUDIES,
+    TASKS,
     RegistryError,
     parse_config,
     split_spec,
@@ -61,10 +63,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from vidbench.store import Store
 
     methods = [m for m in args.methods.split(",") if m.strip()]
+    tasks = {METHODS.get(split_spec(m)[0]).task for m in methods}
+    if args.task and tasks != {args.task}:
+        raise RegistryError(
+            f"--task {args.task}: the methods serve {', '.join(sorted(tasks))}; "
+            f"`bench list` shows each method's task."
+        )
+    if args.dataset is None and len(tasks) != 1:
+        raise RegistryError("Methods of several tasks: name the --dataset that has all of them.")
+    args.dataset = args.dataset or get_task(next(iter(tasks))).default_dataset
     dataset, options = split_spec(args.dataset)
     for registry, spec in [(METHODS, m) for m in methods] + [(DATASETS, args.dataset)]:
         name, given = split_spec(spec)
         parse_config(registry.get(name).Config, given, f"{registry.kind} '{name}'")
+    missing = sorted(tasks - set(DATASETS.get(dataset).tasks))
+    if missing:
+        raise RegistryError(
+            f"Dataset '{dataset}' has no labels for {', '.join(missing)}; it serves "
+            f"{', '.join(DATASETS.get(dataset).tasks)}."
+        )
     settings = RunSettings(
         intervals=parse_intervals(args.intervals),
         speed_videos=args.speed_videos,
@@ -145,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser("compare", help="run what is missing, then render the reports")
     compare.add_argument("--methods", required=True, help="e.g. frame,prop-mv,interp-mv:fusion=avg")
-    compare.add_argument("--dataset", default="synthcity", help="e.g. synthcity:val_videos=20")
+    compare.add_argument(
+        "--dataset", help="e.g. synthcity:val_videos=20 (default: the task's embedded world)"
+    )
+    compare.add_argument("--task", choices=TASKS.names(), help="check the methods serve it")
     compare.add_argument("--intervals", default="1-10", help="keyframe intervals, e.g. 1-10")
     compare.add_argument(
         "--speed-videos", type=int, default=4, help="val videos streamed for speed"

@@ -11,6 +11,7 @@ baseline's.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,7 @@ def compare_to_baseline(
         if key[1] == "accuracy":
             for headline in task.headline:
                 x, y = b["metrics"][headline.metric], m["metrics"][headline.metric]
-                ok = abs(x - y) <= headline.tolerance
+                ok = abs(x - y) <= headline.tolerance or (math.isnan(x) and math.isnan(y))
                 checks.append(
                     Check(
                         f"{tag} {headline.metric}",

@@ -85,6 +85,12 @@ def test_cli_errors_are_one_clear_line(capsys) -> None:
     if not torch.cuda.is_available():
         assert main(["compare", "--methods", "frame", "--device", "cuda"]) == 2
         assert "this machine has no CUDA device" in capsys.readouterr().err
+    assert main(["compare", "--task", "detection", "--methods", "frame,rfcn"]) == 2
+    assert "the methods serve detection, segmentation" in capsys.readouterr().err
+    assert main(["compare", "--methods", "frame,rfcn"]) == 2
+    assert "name the --dataset" in capsys.readouterr().err
+    assert main(["compare", "--methods", "rfcn", "--dataset", "synthcity"]) == 2
+    assert "Dataset 'synthcity' has no labels for detection" in capsys.readouterr().err
     assert main(["compare", "--methods", "frame", "--device", "tpu"]) == 2
     assert "Unknown device 'tpu'" in capsys.readouterr().err
     assert main(["report", "--results", "/nonexistent/x.jsonl"]) == 2

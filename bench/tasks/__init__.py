@@ -51,6 +51,7 @@ class Task(abc.ABC):
     headline: ClassVar[tuple[Headline, ...]]
     per_stratum_metric: ClassVar[str]
     worst_metric: ClassVar[str]
+    default_dataset: ClassVar[str]  # the embedded world `bench compare` uses by default
     speed_baseline: ClassVar[str]  # the method whose fps the speed-ups divide by
     must_count: ClassVar[tuple[str, ...]]  # components whose FLOPs may not read zero
     report: ClassVar[str]  # "module:function" rendering this task's records into a folder

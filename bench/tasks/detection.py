@@ -25,14 +25,19 @@ class Detection(Task):
     )
     per_stratum_metric = "det/map_per_stratum"
     worst_metric = "det/map_worst"
+    default_dataset = "synthdet"
     speed_baseline = "rfcn"
     must_count = ("feature", "task", "warp", "propagate")
     report = "vidbench.report.detection:render"
     ci = CiRun(
         dataset="synthdet",
-        methods=("rfcn", "dff", "psla"),
+        methods=(
+            "rfcn:train_steps=200",
+            "dff:train_steps=200:flownet_pretrain_steps=80:flownet_finetune_steps=40",
+            "psla:train_steps=200:psla_steps=80",
+        ),
         intervals=(1, 5),
-        dataset_options={"train_videos": "8", "val_videos": "6"},
+        dataset_options={"train_videos": "8", "val_videos": "6", "frames": "32"},
     )
 
     def evaluator(self, dataset: Any) -> DetectionEvaluator:

@@ -24,6 +24,7 @@ class Segmentation(Task):
     )
     per_stratum_metric = "seg/miou_per_offset"
     worst_metric = "seg/miou_min"
+    default_dataset = "synthcity"
     speed_baseline = "frame"
     must_count = ("feature", "warp", "task")
     report = "vidbench.report.segmentation:render"
