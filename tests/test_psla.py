@@ -251,3 +251,20 @@ def test_shifted_stack_reads_the_source_at_the_offset_with_zero_outside() -> Non
     assert stack.shape == (1, 4, 5, 2, 1)
     assert stack[0, 0, 0, 0, 0] == grid[0, 0, 1, 2] and stack[0, 2, 1, 1, 0] == grid[0, 0, 1, 1]
     assert stack[0, 3, 0, 0, 0] == 0 and stack[0, 0, 4, 1, 0] == 0  # beyond the bottom / top
+
+
+def test_offsets_outside_the_map_get_no_weight() -> None:
+    from vidbench.methods.psla_attention import ProgressiveSparseLocalAttention, inside_map
+
+    torch.manual_seed(0)
+    attention = ProgressiveSparseLocalAttention(8, 4, 4)
+    with torch.no_grad():
+        attention.f.bias.fill_(-5.0)  # real affinities strongly negative: padding would win
+        attention.g.bias.fill_(5.0)
+        source = torch.rand(1, 8, 5, 6) + 1
+        weights = attention.weights(attention.embed_target(source), attention.embed_source(source))
+        out = attention(source, source)
+    outside = ~inside_map(5, 6, attention.offsets)
+    assert weights[0][outside].abs().max() == 0
+    assert torch.allclose(weights.sum(-1), torch.ones(1, 5, 6))
+    assert out.min() > 0.9  # a convex combination of real cells, never the zero padding
