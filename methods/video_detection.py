@@ -50,7 +50,7 @@ class DetectionConfig:
     expansion: int = 1
     feature_channels: int = 256
     dcn: bool = False
-    train_steps: int = 600
+    train_steps: int = 500
 
     def detector(self, num_classes: int) -> DetectorConfig:
         layers = tuple(int(part) for part in self.layers.split("-"))
@@ -166,8 +166,8 @@ class DFFConfig(DetectionConfig):
     """DFF: the flow network's width and its CPU-sized training recipe."""
 
     flownet_width: int = 16
-    flownet_pretrain_steps: int = 300
-    flownet_finetune_steps: int = 200
+    flownet_pretrain_steps: int = 200
+    flownet_finetune_steps: int = 100
     train_interval: int = 10
 
 
@@ -234,7 +234,7 @@ class PSLAMethodConfig(DetectionConfig):
     d: int = 4
     embed_channels: int = 64
     transform_reduced: int = 64
-    psla_steps: int = 300
+    psla_steps: int = 200
     psla_lr: float = 1e-3
     psla_batch: int = 4
     train_interval: int = 10
