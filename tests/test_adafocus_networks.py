@@ -3,6 +3,8 @@ and GMACs per video against the paper's Tables 1-3 (data-free, CPU, batch 1)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import math
 
 import pytest
@@ -38,9 +40,12 @@ CLASSES = 7
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads() -> None:
+def _seed_and_threads() -> Iterator[None]:
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _model(**kwargs: object) -> AdaFocus:

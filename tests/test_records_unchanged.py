@@ -25,6 +25,8 @@ def _golden() -> list[dict]:
 def test_accuracy_records_match_the_release_before_tasks(tiny_dataset, tmp_path: Path) -> None:
     golden = _golden()
     settings = RunSettings(intervals=(1, 2, 3), checkpoint_dir=tmp_path / "ckpt")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)  # as the runner does: training numerics follow it
     videos = tiny_dataset.split("val")
     specs = list(dict.fromkeys(r["label"] for r in golden))
     produced = {}
@@ -37,6 +39,7 @@ def test_accuracy_records_match_the_release_before_tasks(tiny_dataset, tmp_path:
                 result = accuracy_pass(item, tiny_dataset, videos, setting)
             record = Record({**identity, **setting}, item.label, {}, result).to_json()
             produced[record["record_id"]] = json.loads(json.dumps(record))
+    torch.set_num_threads(threads)
     assert set(produced) == {r["record_id"] for r in golden}
     for expected in golden:
         got = produced[expected["record_id"]]
