@@ -8,6 +8,7 @@ GPU); without torchrun the same code runs as one process and every helper is a n
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -17,10 +18,20 @@ import torch.distributed as dist
 T = TypeVar("T")
 
 
-def init_from_env(device: str = "cpu") -> None:
-    """Join the process group torchrun describes in the environment (once); no-op alone."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+TIMEOUT = timedelta(hours=6)  # ranks wait while rank 0 renders, trains and measures speed
+
+
+def init_from_env(device: str = "cpu") -> str:
+    """Join the process group torchrun describes in the environment (once) and return this
+    rank's device (``cuda`` becomes ``cuda:LOCAL_RANK``); alone, ``device`` unchanged."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    if device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=TIMEOUT)
+    return device
 
 
 def rank() -> int:

@@ -106,12 +106,14 @@ def accuracy_pass(
         shard = distributed.shard(episodes)
         state, keys = _score(method, evaluator, videos, shard, setting, desc)
         local: tuple[Any, ...] = ("ok", evaluator.to_json(state), keys)
-    except DataError as error:
-        local = ("error", str(error))
+    except Exception as error:  # every rank must reach the gather, or the others hang
+        if distributed.world_size() == 1:
+            raise
+        local = ("error", f"{type(error).__name__}: {error}", isinstance(error, DataError))
     gathered = distributed.gather(local) if distributed.world_size() > 1 else [local]
-    failed = [part[1] for part in gathered if part[0] == "error"]
+    failed = [part for part in gathered if part[0] == "error"]
     if failed:
-        raise DataError(failed[0])
+        raise (DataError if failed[0][2] else RuntimeError)(failed[0][1])
     if len(gathered) > 1:
         state = evaluator.empty()
         for part in gathered:
@@ -185,7 +187,13 @@ def _timed_steps(method: Method, video: VideoSource, frames: list, meter: Any) -
         taken = meter.take() if isinstance(meter, TimingMeter) else {}
         latency.append(stop - start)
         device.append(device_s)
-        kinds.append("key" if taken.get("feature", 0) > 0 else "intermediate")
+        kinds.append(
+            "key"
+            if taken.get("feature", 0) > 0
+            else "intermediate"
+            if predictions
+            else "waiting"  # held for a later key: its work is timed where it is emitted
+        )
         components.append(taken)
     start = clock.start_step()
     tail = method.finish()

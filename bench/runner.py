@@ -8,6 +8,7 @@ in vidbench.building, the passes in vidbench.passes, the record type in vidbench
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -74,7 +75,9 @@ class Runner:
         dataset_options: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         check_device(self.settings.device)
-        distributed.init_from_env(self.settings.device)
+        device = distributed.init_from_env(self.settings.device)
+        if device != self.settings.device:
+            self.settings = dataclasses.replace(self.settings, device=device)
         torch.set_num_threads(distributed.threads_per_rank(self.settings.threads))
         dataset = build_dataset(dataset_name, dataset_options or {}, self.settings.data_root)
         if distributed.is_writer():  # under torchrun rank 0 renders or encodes what is missing
@@ -157,6 +160,8 @@ class Runner:
                     "speed_videos": [v.info.name for v in videos],
                     "rounds": self.settings.speed_rounds,
                     "threads": self.settings.threads,
+                    # the device joins the identity off the CPU (CPU records keep their ids)
+                    **({} if self.settings.device == "cpu" else {"device": self.settings.device}),
                 }
                 record = Record(identity, item.label, self.context, {})
                 if record.record_id not in done:

@@ -22,6 +22,7 @@ def record(method: str, config: dict, interval: int, kind: str, value: float) ->
         "kind": kind,
         "run_id": "r1",
         "created": 1.0,
+        "dataset": {"fingerprint": "f1"},
     }
     if kind == "accuracy":
         metrics = {f"det/{m}": value for m in ("map", "map_slow", "map_medium", "map_fast")}

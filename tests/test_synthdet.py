@@ -81,6 +81,14 @@ def test_a_damaged_video_is_rendered_again(dataset: SynthDet) -> None:
     assert path.read_bytes() == original
 
 
+def test_damaged_annotations_are_rendered_again(dataset: SynthDet) -> None:
+    path = dataset.root / "val_0003_boxes.npz"
+    original = path.read_bytes()
+    path.write_bytes(original[:100])
+    dataset.prepare()
+    assert path.read_bytes() == original
+
+
 def test_config_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="too small"):
         SynthDetConfig(height=32)

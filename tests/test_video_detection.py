@@ -56,6 +56,7 @@ def test_frames_before_a_middle_key_wait_for_it(built, tiny_detection_dataset) -
         with torch.inference_mode():
             result = stream(built[name], video, setting, TimingMeter())
         assert result["delay_frames"] == [2, 1, 0, 0, 2, 1, 0, 0], name
+        assert result["kind"][:4] == ["waiting", "waiting", "key", "intermediate"], name
     with torch.inference_mode():
         first = stream(built["psla"], video, {"interval": 4, "keys": "first"}, TimingMeter())
     assert first["delay_frames"] == [0] * 8

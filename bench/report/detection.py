@@ -104,8 +104,12 @@ def main_table(df: pd.DataFrame) -> pd.DataFrame:
     for title, column in METRICS + (("GMACs per frame", "gmacs_per_frame"),):
         if column not in df:
             continue
-        wide = df.pivot_table(index="scheme", columns="interval", values=column, aggfunc="last")
-        wide.index = pd.MultiIndex.from_product([[title], wide.index], names=["metric", "scheme"])
+        wide = df.pivot_table(
+            index=["scheme", "keys"], columns="interval", values=column, aggfunc="last"
+        )
+        wide.index = pd.MultiIndex.from_tuples(
+            [(title, *key) for key in wide.index], names=["metric", "scheme", "keys"]
+        )
         blocks.append(wide)
     return pd.concat(blocks) if blocks else pd.DataFrame()
 
@@ -180,7 +184,12 @@ def curve(df: pd.DataFrame) -> Figure:
 
 
 def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
-    """Write the seed-001 tables (markdown, CSV) and figures (PNG) for detection ``records``."""
+    """Write the seed-001 tables (markdown, CSV) and figures (PNG) for detection ``records``
+    of the newest dataset fingerprint (rows never join records of two datasets)."""
+    records = [r for r in records if r.get("protocol") in (FIXED_KEY, FIXED_KEY_STREAM)]
+    if records:
+        newest = max(records, key=lambda r: r.get("created", 0))["dataset"]["fingerprint"]
+        records = [r for r in records if r["dataset"]["fingerprint"] == newest]
     df = runs(records)
     if df.empty or df.scheme.isna().all():
         raise ValueError("No detection records to report: run `bench compare` first.")

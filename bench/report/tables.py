@@ -44,7 +44,10 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "latency_p50_ms": s["latency_ms"]["p50"],
                 "latency_p90_ms": s["latency_ms"]["p90"],
                 "key_p50_ms": s["latency_ms_by_kind"].get("key", {}).get("p50"),
-                "intermediate_p50_ms": s["latency_ms_by_kind"].get("intermediate", {}).get("p50"),
+                "intermediate_p50_ms": (
+                    s["latency_ms_by_kind"].get("intermediate")
+                    or s["latency_ms_by_kind"].get("waiting", {})  # look-ahead: buffered steps
+                ).get("p50"),
                 "delay_max_frames": s["delay_frames"]["max"],
                 "delay_p50_ms": s["delay_ms"]["p50"],
                 "gmacs_per_frame": c["gmacs_per_frame"],

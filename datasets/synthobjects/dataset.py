@@ -99,7 +99,11 @@ class SynthDet:
         if entry is None:
             return False
         files = [self.root / entry["video"], self.root / entry["annotations"]]
-        return all(f.exists() for f in files) and entry.get("sha256") == _sha256(files[0])
+        return (
+            all(f.exists() for f in files)
+            and entry.get("sha256") == _sha256(files[0])
+            and entry.get("annotations_sha256") == _sha256(files[1])
+        )
 
     def _generate(self, split: str, index: int, name: str) -> dict:
         c = self.config
@@ -119,6 +123,7 @@ class SynthDet:
             "seed": self._seed(split, index),
             "objects": int(sum(len(b) for b in clip.boxes)),
             "sha256": _sha256(video),
+            "annotations_sha256": _sha256(annotations),
         }
 
     def split(self, name: str) -> list[DetectionVideo]:
