@@ -22,10 +22,10 @@ demo-segmentation: setup
 
 demo-detection: setup
 	$(BENCH) compare --task detection --methods rfcn,dff,psla:setting=a,psla \
-		--intervals 1,5,10 --speed-videos 2 --speed-rounds 3
+		--intervals 1,10 --speed-videos 2 --speed-rounds 3
 
 # seed 001's ablations (Tables 3-5): every attention kind, S and F, d = 2 and 4; DFF vs PSLA (a)
-# up to l = 35. About 30 minutes on 2 cores; re-uses what demo-detection trained and measured.
+# up to l = 35. About 25 minutes on 2 cores; re-uses what demo-detection trained and measured.
 demo-detection-full: demo-detection
 	$(BENCH) compare --task detection --intervals 10 --speed-videos 2 --speed-rounds 3 \
 		--methods psla:setting=b,$(ABLATIONS)
