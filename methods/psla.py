@@ -249,3 +249,41 @@ class PSLAFramework(nn.Module):
         if self.dense.quality_net is not None:
             parts["quality_net"] = self.dense.quality_net
         return parts
+
+
+@dataclass(frozen=True)
+class PSLAOptions:
+    """A method's PSLA options: ``attention`` kind, ``setting`` a / b / c (Table 5) or S / F
+    (Table 2 ablations), max displacement ``d``, embedding and Transform-Net widths (256 / 256
+    in the paper, at 1024 feature channels) and the CPU-sized training recipe (sec. 4.1)."""
+
+    attention: str = "psla"
+    setting: str = "c"
+    d: int = DEFAULT_MAX_DISPLACEMENT
+    embed_channels: int = 64
+    transform_reduced: int = 64
+    psla_steps: int = 200
+    psla_lr: float = 1e-3
+    psla_batch: int = 4
+    train_interval: int = 10
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention '{self.attention}'; allowed: {', '.join(ATTENTION_KINDS)}")
+        if self.setting not in ("a", "b", "c", *VARIANTS):
+            raise ValueError(f"setting '{self.setting}'; allowed: a, b, c, S, F")
+        if self.setting in "abc" and self.attention != "psla":
+            raise ValueError("settings a, b, c are PSLA's; give S or F for the ablation kinds")
+
+    def psla_config(self, channels: int, low_channels: int) -> PSLAConfig:
+        """The framework configuration for features of ``channels`` (N_f) and ``low_channels``
+        (N_l)."""
+        name = self.setting if self.setting in "abc" else f"{self.attention} {self.setting}"
+        return paper_config(
+            name,
+            d=self.d,
+            channels=channels,
+            low_channels=low_channels,
+            embed_channels=self.embed_channels,
+            transform_reduced=self.transform_reduced,
+        )

@@ -220,20 +220,11 @@ class DensePSLA(LocalAttention):
         self.max_displacement = max_displacement
 
 
-class MatchTrans(LocalAttention):
+class MatchTrans(DensePSLA):
     """MatchTrans (STMN [37]) over the (2d+1)^2 window: non-negative cosine similarities of the
     embeddings divided by their sum over the window (no softmax)."""
 
     normalisation = "sum"
-
-    def __init__(
-        self,
-        channels: int,
-        max_displacement: int = DEFAULT_MAX_DISPLACEMENT,
-        embed_channels: int = EMBED_CHANNELS,
-    ) -> None:
-        super().__init__(channels, dense_offsets(max_displacement), embed_channels)
-        self.max_displacement = max_displacement
 
     def weights(self, target_emb: torch.Tensor, source_emb: torch.Tensor) -> torch.Tensor:
         def unit(x: torch.Tensor) -> torch.Tensor:

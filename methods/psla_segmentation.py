@@ -18,43 +18,18 @@ from torch.nn import functional as F
 from vidbench.api import Frame, SegmentationPrediction, VideoInfo, Workspace
 from vidbench.methods.deeplab import SegmentationNetwork
 from vidbench.methods.feature_reuse import IGNORE_INDEX, SegmentationConfig, SegmentationMethod
-from vidbench.methods.psla import PSLAConfig, PSLAFramework, paper_config
-from vidbench.methods.psla_attention import ATTENTION_KINDS
+from vidbench.methods.psla import PSLAConfig, PSLAFramework, PSLAOptions
 from vidbench.methods.video_detection import train_psla_modules
 
 LOW_LAYERS = 7  # stem, layer1, layer2, layer3 of the DeepLab trunk: N_l ends after res4
 
 
 @dataclass(frozen=True)
-class PSLASegConfig(SegmentationConfig):
-    """PSLA's options on top of the shared DeepLab network (see PSLAMethodConfig)."""
-
-    attention: str = "psla"
-    setting: str = "c"
-    d: int = 4
-    embed_channels: int = 64
-    transform_reduced: int = 64
-    psla_steps: int = 300
-    psla_lr: float = 1e-3
-    psla_batch: int = 4
-    train_interval: int = 10
-
-    def __post_init__(self) -> None:
-        if self.attention not in ATTENTION_KINDS:
-            raise ValueError(f"attention '{self.attention}'; allowed: {', '.join(ATTENTION_KINDS)}")
-        if self.setting not in ("a", "b", "c", "S", "F"):
-            raise ValueError(f"setting '{self.setting}'; allowed: a, b, c, S, F")
+class PSLASegConfig(PSLAOptions, SegmentationConfig):
+    """The shared DeepLab network's options, then PSLA's (vidbench.methods.psla.PSLAOptions)."""
 
     def framework(self, net: SegmentationNetwork) -> PSLAConfig:
-        name = self.setting if self.setting in "abc" else f"{self.attention} {self.setting}"
-        return paper_config(
-            name,
-            d=self.d,
-            channels=net.config.feature_channels,
-            low_channels=256 * net.config.expansion,
-            embed_channels=self.embed_channels,
-            transform_reduced=self.transform_reduced,
-        )
+        return self.psla_config(net.config.feature_channels, 256 * net.config.expansion)
 
 
 def low_level(net: SegmentationNetwork, images: torch.Tensor) -> torch.Tensor:

@@ -33,8 +33,7 @@ from tqdm import tqdm
 from vidbench.api import DetectionPrediction, Frame, Method, VideoInfo, VideoSource, Workspace
 from vidbench.methods.flownet import FlowNetSimple, FlowTrainConfig, compose_backward
 from vidbench.methods.motion_sources import regrid
-from vidbench.methods.psla import PSLAConfig, PSLAFramework, paper_config
-from vidbench.methods.psla_attention import ATTENTION_KINDS
+from vidbench.methods.psla import PSLAConfig, PSLAFramework, PSLAOptions
 from vidbench.methods.rfcn import FEATURE_STRIDE, Detector, DetectorConfig
 from vidbench.methods.rfcn_train import DetectorTrainConfig, feature_losses, trained_detector
 from vidbench.methods.warp import warp
@@ -224,39 +223,11 @@ class DFF(KeyedPropagation):
 
 
 @dataclass(frozen=True)
-class PSLAMethodConfig(DetectionConfig):
-    """PSLA: ``attention`` kind, ``setting`` a / b / c (Table 5) or S / F (Table 2 ablations),
-    max displacement ``d``, embedding and Transform-Net widths (256 / 256 in the paper, at
-    1024 feature channels) and the CPU-sized training recipe."""
-
-    attention: str = "psla"
-    setting: str = "c"
-    d: int = 4
-    embed_channels: int = 64
-    transform_reduced: int = 64
-    psla_steps: int = 200
-    psla_lr: float = 1e-3
-    psla_batch: int = 4
-    train_interval: int = 10
-
-    def __post_init__(self) -> None:
-        if self.attention not in ATTENTION_KINDS:
-            raise ValueError(f"attention '{self.attention}'; allowed: {', '.join(ATTENTION_KINDS)}")
-        if self.setting not in ("a", "b", "c", "S", "F"):
-            raise ValueError(f"setting '{self.setting}'; allowed: a, b, c, S, F")
-        if self.setting in "abc" and self.attention != "psla":
-            raise ValueError("settings a, b, c are PSLA's; give S or F for the ablation kinds")
+class PSLAMethodConfig(PSLAOptions, DetectionConfig):
+    """The shared detector's options, then PSLA's (vidbench.methods.psla.PSLAOptions)."""
 
     def framework(self, detector: DetectorConfig) -> PSLAConfig:
-        name = self.setting if self.setting in "abc" else f"{self.attention} {self.setting}"
-        return paper_config(
-            name,
-            d=self.d,
-            channels=detector.feature_channels,
-            low_channels=detector.low_level_channels,
-            embed_channels=self.embed_channels,
-            transform_reduced=self.transform_reduced,
-        )
+        return self.psla_config(detector.feature_channels, detector.low_level_channels)
 
 
 class PSLA(KeyedPropagation):
