@@ -110,6 +110,19 @@ class DetectionPrediction:
 
 
 @dataclass(frozen=True)
+class RecognitionTarget:
+    """The class(es) of one video, the same for each of its frames: ``labels`` (L,) int64
+    class ids in ascending order, L >= 1 (ActivityNet and FCVID videos may carry up to 3;
+    single-label metrics use the first, data.md §4.5)."""
+
+    labels: np.ndarray
+
+    @property
+    def primary(self) -> int:
+        return int(self.labels[0])
+
+
+@dataclass(frozen=True)
 class RecognitionPrediction:
     """Class scores (C,) float32 (softmax probabilities) after step ``index``, or for the whole
     video when ``index`` is None (a video-level prediction belongs to no frame)."""
@@ -146,8 +159,9 @@ class VideoSource(Protocol):
         """Frame ``index`` with its motion field, marked as the protocol says."""
         ...
 
-    def label(self, index: int) -> np.ndarray:
-        """(H, W) uint8 train ids of frame ``index``; 255 is ignored."""
+    def label(self, index: int | None) -> Any:
+        """The target of frame ``index`` in the task's type: (H, W) uint8 train ids (255
+        ignored), a DetectionTarget, or a RecognitionTarget (``index`` None: the video's)."""
         ...
 
 
@@ -204,6 +218,17 @@ class Method(abc.ABC):
 
     def finish(self) -> list[Prediction]:
         return []
+
+    def offline(self, clips: Sequence[tuple[VideoInfo, Sequence[Frame]]]) -> list[list[Prediction]]:
+        """The ``offline`` scenario (batch N): every frame of N videos is available at once;
+        returns each video's predictions, exactly what ``start``/``step``/``finish`` would give
+        (the harness checks it). This default streams the videos one after another; a method
+        with a batch axis overrides it to run them together."""
+        out = []
+        for info, frames in clips:
+            self.start(info)
+            out.append([p for frame in frames for p in self.step(frame)] + self.finish())
+        return out
 
     @abc.abstractmethod
     def modules(self) -> dict[str, torch.nn.Module]:

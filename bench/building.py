@@ -28,6 +28,7 @@ class RunSettings:
     seed: int = 0
     protocol_options: tuple[tuple[str, str], ...] = ()  # e.g. (("keys", "first"),)
     device: str = "cpu"  # "cuda" or "cuda:N": the harness moves modules and frames there
+    batch: int = 8  # videos per call in the ``offline`` scenario (tasks that have it)
     data_root: Path = Path("data")
     checkpoint_dir: Path = Path("checkpoints")
 

@@ -89,6 +89,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         threads=args.threads,
         protocol_options=tuple(split_spec(":" + args.protocol)[1].items()),
         device=args.device,
+        batch=args.batch,
         data_root=Path(args.data_root),
         checkpoint_dir=Path(args.checkpoints),
     )
@@ -173,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--speed-rounds", type=int, default=5, help="interleaved timing rounds")
     compare.add_argument("--threads", type=int, default=2, help="torch CPU threads (recorded)")
     compare.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (recorded)")
+    compare.add_argument(
+        "--batch", type=int, default=8, help="videos per call in the offline scenario (recognition)"
+    )
     compare.add_argument(
         "--protocol", default="", help="protocol options key=value[:key=value], e.g. keys=first"
     )

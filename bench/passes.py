@@ -27,6 +27,9 @@ TIMED_REGION = (
     "and tensor conversion happen before the clock (a decoder hands vectors out for free; "
     "seed 000 sec. 3.4 excludes H.264 encoding likewise)"
 )
+OFFLINE_TIMED_REGION = (
+    "method.offline on a batch of videos; decoding and tensor conversion happen before the clock"
+)
 
 
 class ContractError(RuntimeError):
@@ -258,4 +261,52 @@ def cost_pass(prepared: Prepared, video: VideoSource, setting: Setting) -> dict[
         "params_per_module": {k: count_parameters({k: m}) for k, m in modules.items()},
         "convention": "multiply-adds (FLOPs/2) from torch.utils.flop_counter; bilinear sampling "
         "and upsampling counted as 4 MACs per output element; element-wise ops not counted",
+    }
+
+
+def offline_clips(
+    method: Method, videos: Sequence[VideoSource], batch: int, setting: Setting
+) -> list[tuple[Any, list[Frame]]]:
+    """The ``offline`` scenario's batch: ``batch`` videos (cycling through ``videos``), every
+    frame the stream schedule feeds, decoded and on the method's device before the clock."""
+    protocol = task_of(method).protocol
+    clips = []
+    for number in range(batch):
+        video = videos[number % len(videos)]
+        indices, keys = protocol.stream(video.info.num_frames, setting)
+        key_of = protocol.key_of(setting, keys)
+        clips.append((video.info, [feed(video, i, keys, key_of, method) for i in indices]))
+    return clips
+
+
+def offline(method: Method, clips: list[tuple[Any, list[Frame]]], clock: TimingMeter) -> dict:
+    """One timed ``method.offline`` call on a prepared batch: seconds, videos and frames."""
+    start = clock.start_step()
+    method.offline(clips)
+    stop, device_s = clock.stop_step()
+    return {
+        "latency_s": stop - start,
+        **({"device_latency_s": device_s} if device_s is not None else {}),
+        "videos": len(clips),
+        "frames": sum(len(frames) for _, frames in clips),
+    }
+
+
+def offline_check(prepared: Prepared, video: VideoSource, setting: Setting, batch: int) -> dict:
+    """The batched predictions of the first video in an offline batch agree with its stream
+    predictions (batching may not change what a method predicts)."""
+    method = prepared.method
+    task = task_of(method)
+    clips = offline_clips(method, [video], batch, setting)
+    batched = {p.index: p for p in method.offline(clips)[0]}
+    indices, keys = task.protocol.stream(video.info.num_frames, setting)
+    streamed = run_episode(method, video, indices, keys, task.protocol.key_of(setting, keys))
+    if set(batched) != set(streamed):
+        raise ContractError(
+            f"{method.name}.offline predicted {sorted(batched, key=str)}; the stream predicted "
+            f"{sorted(streamed, key=str)}."
+        )
+    return {
+        "batch": batch,
+        "agreement": min(task.agreement(streamed[i], batched[i]) for i in streamed),
     }

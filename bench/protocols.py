@@ -22,6 +22,13 @@ Throughput is measured separately on continuous streams (``stream@v2``): keys at
 and the stream ends on its last key, so every intermediate frame lies in a complete key-to-key
 segment and look-ahead methods run their full algorithm on every frame (v1 streamed every
 frame, leaving interp-mv's tail to forward-only propagation).
+
+``clip@v1`` (seed 002, sec. 4.1 and Fig. 6): each val video is fed as the T frames its dataset
+samples from it (16 uniformly sampled frames, 8 or 12 for Something-Something), in order, with
+no keys. The whole-video prediction (index None) is scored in stratum ``video`` (the offline
+protocol); a method that predicts online (``online = True``) also has its prediction after
+step t scored in stratum t = 1..T (the online protocol: the first t frames). ``stream-clip@v1``
+feeds the same frames for speed.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ ROTATING_OFFSET = "rotating-offset@v1"
 STREAM = "stream@v2"
 FIXED_KEY = "fixed-key@v1"
 FIXED_KEY_STREAM = "stream-fixed-key@v1"
+CLIP = "clip@v1"
+CLIP_STREAM = "stream-clip@v1"
 KEY_SCHEDULES = ("middle", "first")
 
 Setting = dict[str, Any]
@@ -52,7 +61,7 @@ class Episode:
     video: int
     frames: tuple[int, ...]
     keys: frozenset[int]
-    scored: tuple[int, ...]
+    scored: tuple[int | None, ...]  # None: the whole-video prediction (video-level tasks)
     strata: tuple[int | str, ...]
 
 
@@ -245,3 +254,36 @@ def key_of(index: int, length: int, keys: frozenset[int]) -> int:
     """The key of the segment that holds frame ``index``."""
     start = index // length * length
     return next(k for k in sorted(keys) if start <= k < start + length)
+
+
+class Clip(Protocol):
+    """``clip@v1`` with ``stream-clip@v1`` for speed (module docstring). No parameters: T is
+    the dataset's sampling, recorded in the dataset's identity."""
+
+    name = CLIP
+    stream_name = CLIP_STREAM
+    params = ()
+
+    def settings(
+        self, intervals: Sequence[int], method: type, options: dict[str, str] | None = None
+    ) -> list[Setting]:
+        self.check_options(options)
+        return [{}]
+
+    def episodes(self, videos: Sequence[Any], setting: Setting, method: type) -> list[Episode]:
+        return [self._episode(number, video, method) for number, video in enumerate(videos)]
+
+    def _episode(self, number: int, video: Any, method: type) -> Episode:
+        count = video.info.num_frames
+        if count < 1:
+            raise ProtocolError(f"Video {video.info.name} has no frames to feed.")
+        online = getattr(method, "online", False)
+        steps = tuple(range(count)) if online else ()
+        strata = tuple(t + 1 for t in steps)
+        return Episode(number, tuple(range(count)), frozenset(), (*steps, None), (*strata, "video"))
+
+    def stream(self, num_frames: int, setting: Setting) -> tuple[range, frozenset[int]]:
+        return range(num_frames), frozenset()
+
+    def spot_episode(self, video: Any, setting: Setting, method: type) -> Episode | None:
+        return self._episode(0, video, method)

@@ -58,6 +58,13 @@ METHODS = Registry(
         "dff": "vidbench.methods.video_detection:DFF",
         "psla": "vidbench.methods.video_detection:PSLA",
         "psla-seg": "vidbench.methods.psla_segmentation:PSLASegmentation",
+        "adafocus": "vidbench.methods.recognition:AdaFocusMethod",
+        "adafocus+": "vidbench.methods.recognition:AdaFocusPlusMethod",
+        "adafocus-tsm": "vidbench.methods.recognition_clip:AdaFocusTSMMethod",
+        "tsm": "vidbench.methods.recognition_clip:TSMMethod",
+        "tsm+": "vidbench.methods.recognition_clip:TSMPlusMethod",
+        "r50-avg": "vidbench.methods.recognition_clip:FrameAverageMethod",
+        "r50-gru": "vidbench.methods.recognition_clip:FrameGRUMethod",
     },
 )
 
@@ -66,7 +73,13 @@ DATASETS = Registry(
     {
         "synthcity": "vidbench.datasets.synthcity.dataset:SynthCity",
         "synthdet": "vidbench.datasets.synthobjects.dataset:SynthDet",
+        "synthaction": "vidbench.datasets.synthaction:SynthAction",
         "imagenet-vid": "vidbench.datasets.imagenet_vid:ImageNetVID",
+        "activitynet": "vidbench.datasets.recognition_sets:ActivityNet",
+        "fcvid": "vidbench.datasets.recognition_sets:FCVID",
+        "mini-kinetics": "vidbench.datasets.recognition_sets:MiniKinetics",
+        "sth-sth-v1": "vidbench.datasets.recognition_sets:SomethingV1",
+        "sth-sth-v2": "vidbench.datasets.recognition_sets:SomethingV2",
     },
 )
 
@@ -75,6 +88,7 @@ TASKS = Registry(
     {
         "segmentation": "vidbench.tasks.segmentation:Segmentation",
         "detection": "vidbench.tasks.detection:Detection",
+        "recognition": "vidbench.tasks.recognition:Recognition",
     },
 )
 

@@ -47,30 +47,39 @@ def _index(records: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
         if "error" in r or "protocol" not in r:
             continue
         task = task_of_protocol(r["protocol"])
-        out[(task.name, r["kind"], r["label"], task.protocol.setting_of(r))] = r
+        out[(task.name, _kind(r), r["label"], task.protocol.setting_of(r))] = r
     return out
+
+
+def _kind(record: dict[str, Any]) -> str:
+    """``accuracy``, ``speed`` (the stream scenario) or ``speed/offline``."""
+    scenario = record.get("scenario", "stream")
+    return record["kind"] if scenario == "stream" else f"{record['kind']}/{scenario}"
 
 
 def _speedups(records: dict[Key, dict[str, Any]]) -> dict[Key, tuple[float, float]]:
     """Key -> (fps / the task's speed-baseline fps, combined round noise) in the same run."""
     bases = {
-        (task, r["run_id"]): r["speed"]
+        (task, kind, r["run_id"]): r["speed"]
         for (task, kind, label, _), r in records.items()
-        if kind == "speed" and label.split(":")[0] == get_task(task).speed_baseline
+        if kind.startswith("speed") and label.split(":")[0] == get_task(task).speed_baseline
     }
     out = {}
     for key, r in records.items():
-        base = bases.get((key[0], r.get("run_id")))
-        if key[1] == "speed" and base is not None:
+        base = bases.get((key[0], key[1], r.get("run_id")))
+        if key[1].startswith("speed") and base is not None:
             noise = max(r["speed"]["fps_iqr_over_median"], base["fps_iqr_over_median"])
             out[key] = (r["speed"]["fps"] / base["fps"], noise)
     return out
 
 
 def _tag(key: Key) -> str:
-    task, _, label, setting = key
+    task, kind, label, setting = key
     protocol = get_task(task).protocol
-    return " ".join([label, *(f"{p}={v}" for p, v in zip(protocol.params, setting))])
+    scenario = kind.partition("/")[2]
+    return " ".join(
+        [label, *(f"{p}={v}" for p, v in zip(protocol.params, setting)), *filter(None, [scenario])]
+    )
 
 
 def compare_to_baseline(
@@ -104,7 +113,7 @@ def compare_to_baseline(
                         "ok" if ok else "FAIL",
                     )
                 )
-        else:
+        elif key[1] == "speed":
             for metric in (f"gmacs_per_{task.cost_unit}", "params"):
                 x, y = b["cost"][metric], m["cost"][metric]
                 ok = abs(x - y) <= 1e-9 * max(abs(x), 1)

@@ -33,7 +33,7 @@ from vidbench.meter import TimingMeter
 from vidbench.protocols import Setting
 from vidbench.provenance import provenance
 from vidbench.records import Record
-from vidbench.speed import summarise_speed
+from vidbench.speed import summarise_offline, summarise_speed
 from vidbench.store import Store
 
 __all__ = ["RunSettings", "Runner"]
@@ -149,23 +149,25 @@ class Runner:
     ) -> None:
         todo = []
         for item in prepared:
-            protocol = passes.task_of(item.method).protocol
+            task = passes.task_of(item.method)
             for setting in item.settings:
-                identity = {
-                    **item.identity,
-                    "kind": "speed",
-                    "scenario": "stream",
-                    "protocol": protocol.stream_name,
-                    **setting,
-                    "speed_videos": [v.info.name for v in videos],
-                    "rounds": self.settings.speed_rounds,
-                    "threads": self.settings.threads,
-                    # the device joins the identity off the CPU (CPU records keep their ids)
-                    **({} if self.settings.device == "cpu" else {"device": self.settings.device}),
-                }
-                record = Record(identity, item.label, self.context, {})
-                if record.record_id not in done:
-                    todo.append((record, item, setting))
+                for scenario in task.scenarios:
+                    identity = {
+                        **item.identity,
+                        "kind": "speed",
+                        "scenario": scenario,
+                        "protocol": task.protocol.stream_name,
+                        **setting,
+                        **({"batch": self.settings.batch} if scenario == "offline" else {}),
+                        "speed_videos": [v.info.name for v in videos],
+                        "rounds": self.settings.speed_rounds,
+                        "threads": self.settings.threads,
+                        # the device joins the identity off the CPU (CPU records keep their ids)
+                        **({} if self.settings.device == "cpu" else {"device": self.settings.device}),
+                    }
+                    record = Record(identity, item.label, self.context, {})
+                    if record.record_id not in done:
+                        todo.append((record, item, setting))
         if not todo:
             return
         try:
@@ -178,16 +180,17 @@ class Runner:
         partial = self.store.partial_dir()
         origin = self.context["provenance"]
         rounds: dict[str, list] = {}
+        batches = {}
         for record, item, setting in tqdm(todo, desc="speed: warm-up + cost", unit="run"):
-            rounds[record.record_id] = _resumable_rounds(
-                partial / f"{record.record_id}.json", origin
-            )
-            passes.stream(item.method, videos[0], setting, TimingMeter(self.settings.device))
+            rid = record.record_id
+            rounds[rid] = _resumable_rounds(partial / f"{rid}.json", origin)
+            if record.identity["scenario"] == "offline":
+                batches[rid] = passes.offline_clips(item.method, videos, self.settings.batch, setting)
+                passes.offline(item.method, batches[rid], TimingMeter(self.settings.device))
+            else:
+                passes.stream(item.method, videos[0], setting, TimingMeter(self.settings.device))
         extras = {
-            record.record_id: {
-                "cost": passes.cost_pass(item, videos[0], setting),
-                "spot_check": passes.spot_check(item, videos[0], setting),
-            }
+            record.record_id: self._checks(record, item, setting, videos[0])
             for record, item, setting in todo
         }
         total = self.settings.speed_rounds
@@ -197,22 +200,53 @@ class Runner:
                 if len(done) > round_index:
                     continue
                 meter = TimingMeter(self.settings.device)
-                done.append([passes.stream(item.method, v, setting, meter) for v in videos])
+                if record.record_id in batches:
+                    done.append(passes.offline(item.method, batches[record.record_id], meter))
+                else:
+                    done.append([passes.stream(item.method, v, setting, meter) for v in videos])
                 _write_atomic(
                     partial / f"{record.record_id}.json", {"provenance": origin, "rounds": done}
                 )
         for record, item, setting in todo:
-            rid = record.record_id
-            speed = summarise_speed(rounds[rid])
-            if extras[rid]["spot_check"].get("agreement", 1.0) < 1.0:
-                speed["validity"] = "INVALID"
-                speed["reasons"].append("stream output differs from the accuracy pass (spot check)")
-            result = {**extras[rid], "speed": speed, "timed_region": passes.TIMED_REGION}
-            self._append(Record(record.identity, item.label, self.context, result))
-            (partial / f"{rid}.json").unlink(missing_ok=True)
-            unit = passes.task_of(item.method).cost_unit
-            self.log(
-                f"speed {item.label} {setting_text(setting)}: {speed['fps']:.1f} fps "
-                f"({speed['validity']}), {extras[rid]['cost'][f'gmacs_per_{unit}']:.3f} "
-                f"GMACs/{unit}"
+            self._store_speed(record, item, setting, rounds[record.record_id], extras)
+
+    def _checks(self, record: Record, item: Prepared, setting: Setting, video: VideoSource) -> dict:
+        """The cost pass and the spot check of a stream record; the batching check of an
+        offline one."""
+        if record.identity["scenario"] == "offline":
+            return {"spot_check": passes.offline_check(item, video, setting, self.settings.batch)}
+        return {
+            "cost": passes.cost_pass(item, video, setting),
+            "spot_check": passes.spot_check(item, video, setting),
+        }
+
+    def _store_speed(
+        self, record: Record, item: Prepared, setting: Setting, rounds: list, extras: dict
+    ) -> None:
+        rid = record.record_id
+        offline = record.identity["scenario"] == "offline"
+        speed = summarise_offline(rounds) if offline else summarise_speed(rounds)
+        if extras[rid]["spot_check"].get("agreement", 1.0) < 1.0:
+            speed["validity"] = "INVALID"
+            speed["reasons"].append(
+                "batched output differs from the stream (batching check)"
+                if offline
+                else "stream output differs from the accuracy pass (spot check)"
             )
+        region = passes.OFFLINE_TIMED_REGION if offline else passes.TIMED_REGION
+        result = {**extras[rid], "speed": speed, "timed_region": region}
+        self._append(Record(record.identity, item.label, self.context, result))
+        (self.store.partial_dir() / f"{rid}.json").unlink(missing_ok=True)
+        unit = passes.task_of(item.method).cost_unit
+        scenario = record.identity["scenario"]
+        if offline:
+            self.log(
+                f"speed {item.label} {scenario} batch {speed['batch']}: "
+                f"{speed['videos_per_s']:.2f} videos/s, {speed['fps']:.1f} fps ({speed['validity']})"
+            )
+            return
+        self.log(
+            f"speed {item.label} {setting_text(setting)}: {speed['fps']:.1f} fps "
+            f"({speed['validity']}), {extras[rid]['cost'][f'gmacs_per_{unit}']:.3f} "
+            f"GMACs/{unit}"
+        )

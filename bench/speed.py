@@ -91,3 +91,40 @@ def _device_time(streams: list[dict[str, list]]) -> dict[str, Any]:
         return {}
     device_ms = [x * 1e3 for s in streams for x in s["device_latency_s"]]
     return {"device_latency_ms": _percentiles(device_ms)}
+
+
+def summarise_offline(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Throughput of the ``offline`` scenario from one timed batch per round: videos/s and
+    frames/s as the median over rounds, with the same validity rules as a stream (a batch is
+    one sample, so the sample rule reads rounds)."""
+    videos = [r["videos"] / r["latency_s"] for r in rounds]
+    frames = [r["frames"] / r["latency_s"] for r in rounds]
+    median = float(np.median(videos))
+    q1, q3 = np.percentile(videos, [25, 75])
+    noise = float((q3 - q1) / median)
+    timed = sum(r["latency_s"] for r in rounds)
+    reasons, warnings = [], []
+    if len(rounds) < MIN_ROUNDS:
+        reasons.append(f"{len(rounds)} rounds < {MIN_ROUNDS}: round-to-round noise unknown")
+    if timed < MIN_DURATION_S:
+        reasons.append(f"timed {timed:.2f} s < {MIN_DURATION_S} s")
+    if noise > INVALID_IQR:
+        reasons.append(f"throughput IQR/median {noise:.0%} > {INVALID_IQR:.0%}")
+    elif noise > WARN_IQR:
+        warnings.append(f"throughput IQR/median {noise:.0%} > {WARN_IQR:.0%}")
+    return {
+        "videos_per_s": median,
+        "fps": float(np.median(frames)),
+        "fps_rounds": frames,
+        "fps_iqr_over_median": noise,
+        "batch": rounds[0]["videos"] if rounds else 0,
+        "batch_latency_ms": _percentiles([r["latency_s"] * 1e3 for r in rounds]),
+        **(
+            {"device_batch_latency_ms": _percentiles([r["device_latency_s"] * 1e3 for r in rounds])}
+            if rounds and all("device_latency_s" in r for r in rounds)
+            else {}
+        ),
+        "validity": "INVALID" if reasons else "VALID",
+        "reasons": reasons,
+        "warnings": warnings,
+    }

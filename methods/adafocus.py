@@ -6,6 +6,9 @@ candidates (Fig. 3; the FC between conv and GRU is the public code's, §6a of th
 notes). f_L: torchvision ResNet-50 (no fc) on the PxP patch. f_C: GRU(1024) over
 [e_G, e_L] (pooled; e_G reuse switchable, Table 4) and a linear classifier (eq. 4).
 AdaFocus+ adds pi' (same architecture, one sigmoid output: the keep probability, eq. 8).
+``AdaFocusConfig`` can shrink every part for CPU-scale runs (MobileNetV2 width, ResNet-18 for
+f_L, GRU size); the defaults are the paper's networks. ``FrameAverage`` and ``FrameGRU`` are the
+ResNet baselines of Fig. 6 (full frames; frame-averaged linear predictions, or a GRU).
 
 Candidates: an n x n grid of normalised top-left corners {0, 1/(n-1), ..., 1}; the crop's
 top-left pixel is floor(a * (H - P)) per axis, as the public code (n = 5, 6, 7, 8).
@@ -26,7 +29,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torchvision.models import mobilenet_v2, resnet50
+from torchvision.models import mobilenet_v2, resnet18, resnet50
+from torchvision.models._utils import _make_divisible
 
 GLOBAL_CHANNELS = 1280
 LOCAL_CHANNELS = 2048
@@ -34,6 +38,8 @@ HIDDEN = 1024
 POLICY_CHANNELS = 32
 GRID_SIDES = {25: 5, 36: 6, 49: 7, 64: 8}
 PATCH_SIZES = (96, 128, 160, 192)
+LOCAL_ARCHS = {"resnet50": (resnet50, LOCAL_CHANNELS), "resnet18": (resnet18, 512)}
+BACKBONE_STRIDE = 32
 
 
 def candidate_grid(num_candidates: int) -> torch.Tensor:
@@ -70,19 +76,38 @@ def crop_patches(frames: torch.Tensor, corners: torch.Tensor, patch: int) -> tor
     return torch.stack(crops)
 
 
-def global_cnn() -> nn.Module:
-    """f_G: MobileNetV2 features (no pooling, no classifier), (B,3,H,W) -> (B,1280,H/32,W/32)."""
-    return mobilenet_v2(weights=None).features
+def global_cnn(width: float = 1.0) -> nn.Module:
+    """f_G: MobileNetV2 features (no pooling, no classifier), (B,3,H,W) -> (B,1280,H/32,W/32);
+    ``width`` is torchvision's width_mult (the last layer keeps 1280 channels for width <= 1)."""
+    return mobilenet_v2(weights=None, width_mult=width).features
+
+
+def global_channels(width: float = 1.0) -> int:
+    """Channels of f_G's output for a MobileNetV2 width multiplier (torchvision's rule)."""
+    return _make_divisible(GLOBAL_CHANNELS * max(1.0, width), 8)
+
+
+def feature_grid(frame_size: tuple[int, int]) -> tuple[int, int]:
+    """Spatial size of a stride-32 backbone's map (padding rounds each halving up)."""
+    return tuple(math.ceil(side / BACKBONE_STRIDE) for side in frame_size)
+
+
+def local_backbone(arch: str) -> tuple[nn.Module, int]:
+    """A torchvision ResNet without its fc, and its pooled feature width."""
+    if arch not in LOCAL_ARCHS:
+        raise ValueError(f"adafocus: local_arch {arch!r} is not one of {sorted(LOCAL_ARCHS)}")
+    build, channels = LOCAL_ARCHS[arch]
+    net = build(weights=None)
+    net.fc = nn.Identity()
+    return net, channels
 
 
 class LocalCNN(nn.Module):
-    """f_L: ResNet-50 up to global average pooling, (B, 3, P, P) -> (B, 2048)."""
+    """f_L: ResNet-50 (or ResNet-18) up to global average pooling, (B, 3, P, P) -> (B, C)."""
 
-    def __init__(self) -> None:
+    def __init__(self, arch: str = "resnet50") -> None:
         super().__init__()
-        net = resnet50(weights=None)
-        net.fc = nn.Identity()
-        self.net = net
+        self.net, self.out_channels = local_backbone(arch)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         return self.net(patches)
@@ -92,13 +117,19 @@ class RecurrentPolicy(nn.Module):
     """pi (Fig. 3): 1x1 conv on e_G, FC + ReLU, GRU cell, an actor head of ``outputs`` logits;
     a critic head (the PPO value) that only training runs."""
 
-    def __init__(self, outputs: int, feature_hw: tuple[int, int] = (7, 7)) -> None:
+    def __init__(
+        self,
+        outputs: int,
+        feature_hw: tuple[int, int] = (7, 7),
+        channels: int = GLOBAL_CHANNELS,
+        hidden: int = HIDDEN,
+    ) -> None:
         super().__init__()
-        self.squeeze = nn.Conv2d(GLOBAL_CHANNELS, POLICY_CHANNELS, kernel_size=1)
-        self.embed = nn.Linear(POLICY_CHANNELS * feature_hw[0] * feature_hw[1], HIDDEN)
-        self.gru = nn.GRUCell(HIDDEN, HIDDEN)
-        self.actor = nn.Linear(HIDDEN, outputs)
-        self.critic = nn.Linear(HIDDEN, 1)
+        self.squeeze = nn.Conv2d(channels, POLICY_CHANNELS, kernel_size=1)
+        self.embed = nn.Linear(POLICY_CHANNELS * feature_hw[0] * feature_hw[1], hidden)
+        self.gru = nn.GRUCell(hidden, hidden)
+        self.actor = nn.Linear(hidden, outputs)
+        self.critic = nn.Linear(hidden, 1)
 
     def forward(
         self, global_map: torch.Tensor, hidden: torch.Tensor | None
@@ -115,7 +146,9 @@ class RecurrentPolicy(nn.Module):
 
 @dataclass(frozen=True)
 class AdaFocusConfig:
-    """Sec. 4.1: P in {96,128,160,192}, 49 candidates, GRU(1024); ``reuse_global`` is Table 4."""
+    """Sec. 4.1: P in {96,128,160,192}, 49 candidates, GRU(1024); ``reuse_global`` is Table 4.
+    ``global_width`` (MobileNetV2 width_mult), ``local_arch`` and ``hidden`` (GRU size of pi, pi'
+    and f_C) shrink the networks for CPU-scale runs; the defaults are the paper's."""
 
     num_classes: int = 200
     patch: int = 128
@@ -124,10 +157,17 @@ class AdaFocusConfig:
     skip_policy: bool = False
     dropout: float = 0.8
     frame_size: tuple[int, int] = (224, 224)
+    global_width: float = 1.0
+    local_arch: str = "resnet50"
+    hidden: int = HIDDEN
 
     def __post_init__(self) -> None:
         if self.patch >= min(self.frame_size):
             raise ValueError(f"adafocus: patch {self.patch} must be < frame {self.frame_size}")
+        if self.local_arch not in LOCAL_ARCHS:
+            raise ValueError(
+                f"adafocus: local_arch {self.local_arch!r} is not one of {sorted(LOCAL_ARCHS)}"
+            )
         candidate_grid(self.num_candidates)
 
 
@@ -158,15 +198,18 @@ class AdaFocus(nn.Module):
     def __init__(self, config: AdaFocusConfig) -> None:
         super().__init__()
         self.config = config
-        feature_hw = (config.frame_size[0] // 32, config.frame_size[1] // 32)
-        self.global_cnn = global_cnn()
-        self.local_cnn = LocalCNN()
-        self.policy = RecurrentPolicy(config.num_candidates, feature_hw)
-        self.keep_policy = RecurrentPolicy(1, feature_hw) if config.skip_policy else None
-        width = LOCAL_CHANNELS + (GLOBAL_CHANNELS if config.reuse_global else 0)
-        self.classifier_gru = nn.GRUCell(width, HIDDEN)
+        feature_hw = feature_grid(config.frame_size)
+        channels = global_channels(config.global_width)
+        self.global_cnn = global_cnn(config.global_width)
+        self.local_cnn = LocalCNN(config.local_arch)
+        self.policy = RecurrentPolicy(config.num_candidates, feature_hw, channels, config.hidden)
+        self.keep_policy = (
+            RecurrentPolicy(1, feature_hw, channels, config.hidden) if config.skip_policy else None
+        )
+        width = self.local_cnn.out_channels + (channels if config.reuse_global else 0)
+        self.classifier_gru = nn.GRUCell(width, config.hidden)
         self.dropout = nn.Dropout(config.dropout)
-        self.fc = nn.Linear(HIDDEN, config.num_classes)
+        self.fc = nn.Linear(config.hidden, config.num_classes)
         self.register_buffer("candidates", candidate_grid(config.num_candidates).float())
 
     def choose(self, logits: torch.Tensor, action: torch.Tensor | None) -> torch.Tensor:
@@ -199,8 +242,8 @@ class AdaFocus(nn.Module):
                 keep = keep_prob >= rho if rho is not None else self._sample_keep(keep_prob)
         if keep is None:
             keep = torch.ones(frame.shape[0], dtype=torch.bool, device=frame.device)
-        local = self._local_features(frame, action, keep)
-        logits, classifier_hidden = self._classify(global_map, local, state.classifier)
+        local = self.local_features(frame, action, keep)
+        logits, classifier_hidden = self.classify_step(global_map, local, state.classifier)
         output = StepOutput(logits, action, policy_logits.softmax(dim=1), keep_prob, keep)
         return output, StreamState(policy_hidden, keep_hidden, classifier_hidden)
 
@@ -210,11 +253,11 @@ class AdaFocus(nn.Module):
             return torch.bernoulli(keep_prob).bool()
         return torch.ones_like(keep_prob, dtype=torch.bool)
 
-    def _local_features(
+    def local_features(
         self, frame: torch.Tensor, action: torch.Tensor, keep: torch.Tensor
     ) -> torch.Tensor:
         """f_L on the kept frames' patches; zeros elsewhere (f_L is not run for them)."""
-        local = frame.new_zeros(frame.shape[0], LOCAL_CHANNELS)
+        local = frame.new_zeros(frame.shape[0], self.local_cnn.out_channels)
         rows = keep.nonzero().flatten()
         if rows.numel() == 0:
             return local
@@ -225,13 +268,17 @@ class AdaFocus(nn.Module):
         local[rows] = self.local_cnn(patches).to(local.dtype)
         return local
 
-    def _classify(
+    def classify_step(
         self, global_map: torch.Tensor, local: torch.Tensor, hidden: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """f_C (eq. 4): GRU over [pooled e_G, pooled e_L], then the linear classifier."""
         parts = [global_map.mean(dim=(2, 3)), local] if self.config.reuse_global else [local]
         hidden = self.classifier_gru(torch.cat(parts, dim=1), hidden)
         return self.fc(self.dropout(hidden)), hidden
+
+    def glance(self, video: torch.Tensor) -> torch.Tensor:
+        """f_G on every frame of (B, T, 3, H, W) at once: maps (B, T, C, h, w)."""
+        return self.global_cnn(video.flatten(0, 1)).unflatten(0, tuple(video.shape[:2]))
 
     def forward(
         self,
@@ -246,7 +293,7 @@ class AdaFocus(nn.Module):
         for AdaFocus+, ``keep_prob`` (B, T)."""
         batch, steps = video.shape[:2]
         frames = video.flatten(0, 1)
-        global_maps = self.global_cnn(frames).unflatten(0, (batch, steps))
+        global_maps = self.glance(video)
         chosen, probs, keep_probs = [], [], []
         policy_hidden = keep_hidden = None
         for t in range(steps):
@@ -259,11 +306,11 @@ class AdaFocus(nn.Module):
                 keep_probs.append(torch.sigmoid(keep_logit.squeeze(1)))
         action = torch.stack(chosen, dim=1)
         kept = self._keep_mask(keep_probs, rho, keep, batch, steps, video.device)
-        local = self._local_features(frames, action.flatten(), kept.flatten())
+        local = self.local_features(frames, action.flatten(), kept.flatten())
         local = local.unflatten(0, (batch, steps))
         hidden, step_logits = None, []
         for t in range(steps):
-            logits, hidden = self._classify(global_maps[:, t], local[:, t], hidden)
+            logits, hidden = self.classify_step(global_maps[:, t], local[:, t], hidden)
             step_logits.append(logits)
         out = {
             "logits": torch.stack(step_logits, dim=1),
@@ -304,3 +351,50 @@ def solve_rho(keep_probs: torch.Tensor, eta: float) -> float:
         raise ValueError("adafocus: solve_rho needs at least one keep probability")
     count = max(1, math.ceil(eta * flat.numel() - 1e-9))
     return float(torch.sort(flat, descending=True).values[count - 1])
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Fig. 6 baselines: a ResNet on full frames, ``arch`` and ``hidden`` as in AdaFocusConfig."""
+
+    num_classes: int = 200
+    arch: str = "resnet50"
+    hidden: int = HIDDEN
+    dropout: float = 0.8
+
+
+class FrameAverage(nn.Module):
+    """Fig. 6 "ResNet-50": frame-wise linear predictions on full frames, averaged over frames."""
+
+    def __init__(self, config: BaselineConfig) -> None:
+        super().__init__()
+        self.backbone, channels = local_backbone(config.arch)
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc = nn.Linear(channels, config.num_classes)
+
+    def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, T, 3, H, W) -> ``logits`` (B, T, K): the running mean up to each frame."""
+        frames = self.backbone(video.flatten(0, 1)).unflatten(0, tuple(video.shape[:2]))
+        per_frame = self.fc(self.dropout(frames))
+        counts = torch.arange(1, video.shape[1] + 1, device=video.device, dtype=per_frame.dtype)
+        return {"logits": per_frame.cumsum(dim=1) / counts[None, :, None]}
+
+
+class FrameGRU(nn.Module):
+    """Fig. 6 "ResNet-50 + GRU": full-frame ResNet features into a GRU and a linear classifier."""
+
+    def __init__(self, config: BaselineConfig) -> None:
+        super().__init__()
+        self.backbone, channels = local_backbone(config.arch)
+        self.gru = nn.GRUCell(channels, config.hidden)
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc = nn.Linear(config.hidden, config.num_classes)
+
+    def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, T, 3, H, W) -> ``logits`` (B, T, K) after each frame."""
+        frames = self.backbone(video.flatten(0, 1)).unflatten(0, tuple(video.shape[:2]))
+        hidden, logits = None, []
+        for t in range(video.shape[1]):
+            hidden = self.gru(frames[:, t], hidden)
+            logits.append(self.fc(self.dropout(hidden)))
+        return {"logits": torch.stack(logits, dim=1)}

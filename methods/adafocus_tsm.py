@@ -29,14 +29,16 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torchvision.models import mobilenet_v2, resnet50
+from torchvision.models import mobilenet_v2
 from torchvision.models.mobilenetv2 import InvertedResidual
-from torchvision.models.resnet import Bottleneck
+from torchvision.models.resnet import BasicBlock, Bottleneck
 from vidbench.methods.adafocus import (
-    GLOBAL_CHANNELS,
-    LOCAL_CHANNELS,
+    HIDDEN,
     RecurrentPolicy,
     crop_patches,
+    feature_grid,
+    global_channels,
+    local_backbone,
     patch_corners,
 )
 
@@ -69,20 +71,24 @@ class TemporalShift(nn.Module):
         return self.inner(temporal_shift(x, self.frames))
 
 
+def resnet_tsm(frames: int, arch: str = "resnet50") -> tuple[nn.Module, int]:
+    """A ResNet (no fc) with a shift in every residual block's branch, and its feature width."""
+    net, channels = local_backbone(arch)
+    for module in list(net.modules()):
+        if isinstance(module, (Bottleneck, BasicBlock)):
+            module.conv1 = TemporalShift(module.conv1, frames)
+    return net, channels
+
+
 def resnet50_tsm(frames: int) -> nn.Module:
     """ResNet-50 (no fc) with a shift in every bottleneck's residual branch: (B*T,3,H,W) -> 2048."""
-    net = resnet50(weights=None)
-    net.fc = nn.Identity()
-    for module in list(net.modules()):
-        if isinstance(module, Bottleneck):
-            module.conv1 = TemporalShift(module.conv1, frames)
-    return net
+    return resnet_tsm(frames)[0]
 
 
-def mobilenet_v2_tsm(frames: int) -> nn.Module:
+def mobilenet_v2_tsm(frames: int, width: float = 1.0) -> nn.Module:
     """MobileNetV2 features (no pooling) with a shift in every block with a skip connection:
     (B*T, 3, H, W) -> (B*T, 1280, H/32, W/32)."""
-    features = mobilenet_v2(weights=None).features
+    features = mobilenet_v2(weights=None, width_mult=width).features
     for module in list(features.modules()):
         if isinstance(module, InvertedResidual) and module.use_res_connect:
             module.conv[0] = TemporalShift(module.conv[0], frames)
@@ -91,13 +97,18 @@ def mobilenet_v2_tsm(frames: int) -> nn.Module:
 
 @dataclass(frozen=True)
 class TSMConfig:
-    """Table 3: 8 glance frames, 12 focus frames, patch P (AdaFocus-TSM only)."""
+    """Table 3: 8 glance frames, 12 focus frames, patch P (AdaFocus-TSM only); the backbone
+    options shrink the networks for CPU-scale runs (defaults are the paper's)."""
 
     num_classes: int = 174
     glance_frames: int = 8
     focus_frames: int = 12
     patch: int = 160
     dropout: float = 0.8
+    frame_size: tuple[int, int] = (224, 224)
+    global_width: float = 1.0
+    local_arch: str = "resnet50"
+    hidden: int = HIDDEN
 
 
 class TSM(nn.Module):
@@ -106,9 +117,9 @@ class TSM(nn.Module):
     def __init__(self, config: TSMConfig) -> None:
         super().__init__()
         self.frames = config.glance_frames
-        self.backbone = resnet50_tsm(self.frames)
+        self.backbone, channels = resnet_tsm(self.frames, config.local_arch)
         self.dropout = nn.Dropout(config.dropout)
-        self.fc = nn.Linear(LOCAL_CHANNELS, config.num_classes)
+        self.fc = nn.Linear(channels, config.num_classes)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> video logits (B, K)."""
@@ -124,10 +135,10 @@ class TSMPlus(nn.Module):
     def __init__(self, config: TSMConfig) -> None:
         super().__init__()
         self.frames = config.glance_frames
-        self.glance = mobilenet_v2_tsm(self.frames)
-        self.backbone = resnet50_tsm(self.frames)
+        self.glance = mobilenet_v2_tsm(self.frames, config.global_width)
+        self.backbone, channels = resnet_tsm(self.frames, config.local_arch)
         self.dropout = nn.Dropout(config.dropout)
-        self.fc = nn.Linear(GLOBAL_CHANNELS + LOCAL_CHANNELS, config.num_classes)
+        self.fc = nn.Linear(global_channels(config.global_width) + channels, config.num_classes)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         batch = video.shape[0]
@@ -145,36 +156,59 @@ class AdaFocusTSM(nn.Module):
     def __init__(self, config: TSMConfig) -> None:
         super().__init__()
         self.config = config
-        self.glance = mobilenet_v2_tsm(config.glance_frames)
-        self.policy = RecurrentPolicy(2)
-        self.backbone = resnet50_tsm(config.focus_frames)
+        channels = global_channels(config.global_width)
+        self.glance = mobilenet_v2_tsm(config.glance_frames, config.global_width)
+        self.policy = RecurrentPolicy(2, feature_grid(config.frame_size), channels, config.hidden)
+        self.backbone, local_channels = resnet_tsm(config.focus_frames, config.local_arch)
         self.dropout = nn.Dropout(config.dropout)
-        self.fc = nn.Linear(GLOBAL_CHANNELS + LOCAL_CHANNELS, config.num_classes)
+        self.fc = nn.Linear(channels + local_channels, config.num_classes)
+
+    def glance_maps(self, glance_video: torch.Tensor) -> torch.Tensor:
+        """f_G on the glance frames (B, T, 3, H, W) -> maps (B, T, C, h, w)."""
+        batch, frames = glance_video.shape[:2]
+        return self.glance(glance_video.flatten(0, 1)).unflatten(0, (batch, frames))
+
+    def policy_mean(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pi over all glance maps: the sigmoid location mean (B, 2) and pi's last hidden state."""
+        hidden = None
+        for t in range(maps.shape[1]):
+            logits, hidden = self.policy(maps[:, t], hidden)
+        return torch.sigmoid(logits), hidden
 
     def locate(self, glance_video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """pi over all glance frames: normalised (row, col) location (B, 2) and the glance
         features averaged over frames (B, 1280)."""
-        batch, frames = glance_video.shape[:2]
-        maps = self.glance(glance_video.flatten(0, 1)).unflatten(0, (batch, frames))
-        hidden = None
-        for t in range(frames):
-            logits, hidden = self.policy(maps[:, t], hidden)
-        mean = torch.sigmoid(logits)
+        maps = self.glance_maps(glance_video)
+        mean, _ = self.policy_mean(maps)
         if self.training:
             noise = torch.randn_like(mean) * LOCATION_STD
             return (mean + noise).clamp(0.0, 1.0), maps.mean(dim=(1, 3, 4))
         return mean, maps.mean(dim=(1, 3, 4))
 
-    def forward(
-        self, glance_video: torch.Tensor, focus_video: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
-        """(B, 8, 3, H, W) glance frames and (B, 12, 3, H, W) focus frames -> video logits."""
+    def focus(
+        self, focus_video: torch.Tensor, location: torch.Tensor, glance_features: torch.Tensor
+    ) -> torch.Tensor:
+        """f_L on the focus frames' patches at ``location`` (B, 2), then the averaged linear
+        classifier over [glance features, e_L]: video logits (B, K)."""
         batch, frames = focus_video.shape[:2]
-        location, glance_features = self.locate(glance_video)
         corners = patch_corners(location, tuple(focus_video.shape[-2:]), self.config.patch)
         corners = corners.repeat_interleave(frames, dim=0)
         patches = crop_patches(focus_video.flatten(0, 1), corners, self.config.patch)
         local = self.backbone(patches)
         features = torch.cat([glance_features.repeat_interleave(frames, dim=0), local], dim=1)
-        logits = self.fc(self.dropout(features)).unflatten(0, (batch, frames)).mean(dim=1)
+        return self.fc(self.dropout(features)).unflatten(0, (batch, frames)).mean(dim=1)
+
+    def forward(
+        self,
+        glance_video: torch.Tensor,
+        focus_video: torch.Tensor,
+        location: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """(B, 8, 3, H, W) glance frames and (B, 12, 3, H, W) focus frames -> video logits;
+        a given ``location`` (B, 2) replaces pi's (fixed policies, training)."""
+        if location is None:
+            location, glance_features = self.locate(glance_video)
+        else:
+            glance_features = self.glance_maps(glance_video).mean(dim=(1, 3, 4))
+        logits = self.focus(focus_video, location, glance_features)
         return {"logits": logits, "location": location}

@@ -76,3 +76,14 @@ class TinyBoxes:
 @pytest.fixture(scope="session")
 def tiny_detection_dataset(tmp_path_factory: pytest.TempPathFactory) -> TinyBoxes:
     return TinyBoxes(tmp_path_factory.mktemp("boxes"))
+
+
+@pytest.fixture(scope="session")
+def tiny_recognition_dataset(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny synthaction (6 train / 4 val videos of 8 frames at 64x64) for recognition."""
+    from vidbench.datasets.synthaction import SynthAction, SynthActionConfig
+
+    config = SynthActionConfig(train_videos=6, val_videos=4, frames=8, height=64, width=64, seed=2)
+    dataset = SynthAction(config, tmp_path_factory.mktemp("recognition"))
+    dataset.prepare()
+    return dataset

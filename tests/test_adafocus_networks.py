@@ -13,6 +13,9 @@ from vidbench.methods.adafocus import (
     PATCH_SIZES,
     AdaFocus,
     AdaFocusConfig,
+    BaselineConfig,
+    FrameAverage,
+    FrameGRU,
     StreamState,
     candidate_grid,
     crop_patches,
@@ -230,3 +233,52 @@ def test_adafocus_tsm_one_location_per_video() -> None:
     assert out["logits"].shape == (1, CLASSES)
     top, left = patch_corners(out["location"], (224, 224), 144)[0].tolist()
     assert torch.equal(seen[0], focus[0, :, :, top : top + 144, left : left + 144])
+
+
+def test_small_backbones_for_cpu_runs() -> None:
+    config = AdaFocusConfig(
+        num_classes=CLASSES, patch=48, num_candidates=25, frame_size=(112, 112),
+        global_width=0.5, local_arch="resnet18", hidden=32, skip_policy=True,
+    )
+    model = AdaFocus(config).eval()
+    seen = _local_inputs(model)
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 3, 112, 112))
+    assert out["logits"].shape == (2, 3, CLASSES)
+    assert out["keep_prob"].shape == (2, 3)
+    assert seen[0].shape[1:] == (3, 48, 48)
+    assert model.local_cnn.out_channels == 512 and model.classifier_gru.hidden_size == 32
+    with pytest.raises(ValueError, match="local_arch"):
+        AdaFocusConfig(local_arch="vgg")
+
+
+def test_small_tsm_models() -> None:
+    config = TSMConfig(
+        num_classes=CLASSES, glance_frames=4, focus_frames=6, patch=32, frame_size=(64, 64),
+        global_width=0.5, local_arch="resnet18", hidden=32,
+    )
+    glance, focus = torch.rand(2, 4, 3, 64, 64), torch.rand(2, 6, 3, 64, 64)
+    with torch.no_grad():
+        assert TSM(config).eval()(glance).shape == (2, CLASSES)
+        assert TSMPlus(config).eval()(glance).shape == (2, CLASSES)
+        out = AdaFocusTSM(config).eval()(glance, focus)
+        given = AdaFocusTSM(config).eval()(glance, focus, location=torch.zeros(2, 2))
+    assert out["logits"].shape == (2, CLASSES) and given["location"].tolist() == [[0, 0]] * 2
+
+
+@pytest.mark.parametrize("baseline", [FrameAverage, FrameGRU])
+def test_fig6_baselines(baseline: type) -> None:
+    model = baseline(BaselineConfig(num_classes=CLASSES, arch="resnet18", hidden=32)).eval()
+    video = torch.rand(2, 3, 3, 64, 64)
+    with torch.no_grad():
+        logits = model(video)["logits"]
+    assert logits.shape == (2, 3, CLASSES)
+    if baseline is FrameAverage:
+        with torch.no_grad():
+            frames = model.fc(model.backbone(video.flatten(0, 1))).unflatten(0, (2, 3))
+        assert torch.allclose(logits[:, -1], frames.mean(dim=1), atol=1e-5)
+
+
+def test_baseline_gmacs_are_resnet50_per_frame() -> None:
+    model = FrameAverage(BaselineConfig(num_classes=200))
+    assert video_gmacs(model, 2) == pytest.approx(2 * 4.11, rel=0.01)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from vidbench.api import Method
 from vidbench.meter import TimingMeter
-from vidbench.passes import run_episode, stream
+from vidbench.passes import feed, run_episode, stream
 from vidbench.registry import METHODS, TASKS, parse_config
 from vidbench.tasks import get_task
 from vidbench.workspace import HarnessWorkspace
@@ -95,4 +95,23 @@ def test_meter_sees_only_declared_components(built) -> None:
         result = stream(method, video, schedule(method, 4), TimingMeter())
     seen = {name for step in result["components_s"] for name in step}
     assert seen <= set(method.components)
-    assert "feature" in seen and "task" in seen
+    assert seen & set(get_task(method.task).must_count)
+
+
+def test_offline_batch_predicts_what_the_stream_predicts(built) -> None:
+    method, dataset = built
+    task = get_task(method.task)
+    videos = dataset.split("val")[:2]
+    setting = schedule(method, 3)
+    clips, streamed = [], []
+    with torch.inference_mode():
+        for video in videos:
+            frames, keys = task.protocol.stream(video.info.num_frames, setting)
+            key_of = task.protocol.key_of(setting, keys)
+            streamed.append(run_episode(method, video, frames, keys, key_of))
+            clips.append((video.info, [feed(video, i, keys, key_of, method) for i in frames]))
+        batched = method.offline(clips)
+    for predictions, expected in zip(batched, streamed):
+        by_index = {p.index: p for p in predictions}
+        assert set(by_index) == set(expected)
+        assert all(task.agreement(by_index[i], expected[i]) == 1.0 for i in expected)

@@ -101,3 +101,25 @@ def test_fixed_key_segments_keyed_at_their_middle_or_first_frame() -> None:
         protocol.settings([10], Method, {"keys": "last"})
     with pytest.raises(ProtocolError, match="Unknown option"):
         RotatingOffset().settings([3], Method, {"keys": "first"})
+
+
+class Online:
+    online = True
+
+
+class Offline:
+    online = False
+
+
+def test_clip_scores_each_step_and_the_video_for_online_methods() -> None:
+    from vidbench.protocols import Clip
+
+    video = Snippet(VideoInfo("v", 8, 8, 4, 25.0), 0)
+    (online,) = Clip().episodes([video], {}, Online)
+    assert online.frames == (0, 1, 2, 3) and online.keys == frozenset()
+    assert online.scored == (0, 1, 2, 3, None) and online.strata == (1, 2, 3, 4, "video")
+    (offline,) = Clip().episodes([video], {}, Offline)
+    assert offline.frames == (0, 1, 2, 3)
+    assert offline.scored == (None,) and offline.strata == ("video",)
+    assert Clip().settings([1, 5], Online) == [{}]
+    assert Clip().stream(4, {}) == (range(4), frozenset())

@@ -3,6 +3,8 @@ and 6), accuracy per keyframe offset, and the runtime breakdown per component.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -99,5 +101,26 @@ def breakdown(df: pd.DataFrame) -> Figure:
         ax.tick_params(axis="x", rotation=90, labelsize=7)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(ncol=len(COMPONENTS), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def save(figure: Figure, path: Path) -> Path:
+    """Write ``figure`` as a PNG (dpi 120, no timestamps, so re-rendering is byte-stable)
+    and free it; returns ``path`` so callers can record what was written."""
+    figure.savefig(path, dpi=120, metadata={"Software": None})
+    plt.close(figure)
+    return path
+
+
+def finish(fig: Figure, ax: plt.Axes, labels: tuple[str, str, str], legend_size: int = 7) -> Figure:
+    """Label ``ax`` with (x label, y label, title), add a grid and legend, and tighten the
+    layout: the closing lines every line or scatter plot repeats."""
+    xlabel, ylabel, title = labels
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+    ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -53,6 +53,7 @@ class Task(abc.ABC):
     worst_metric: ClassVar[str]
     default_dataset: ClassVar[str]  # the embedded world `bench compare` uses by default
     speed_baseline: ClassVar[str]  # the method whose fps the speed-ups divide by
+    scenarios: ClassVar[tuple[str, ...]] = ("stream",)  # speed scenarios: stream, offline
     must_count: ClassVar[tuple[str, ...]]  # components whose FLOPs may not read zero
     report: ClassVar[str]  # "module:function" rendering this task's records into a folder
     ci: ClassVar[CiRun]
