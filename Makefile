@@ -3,9 +3,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 BENCH  := $(VENV)/bin/bench
 ABLATIONS := psla:attention=matchtrans:setting=S,psla:attention=matchtrans:setting=F,psla:attention=dense-psla:setting=S,psla:attention=dense-psla:setting=F,psla:attention=nonlocal:setting=S,psla:attention=nonlocal:setting=F,psla:setting=a:d=2,psla:attention=matchtrans:setting=S:d=2,psla:attention=dense-psla:setting=S:d=2
+RECOGNITION_DEMO := synthaction:train_videos=96:val_videos=48:frames=8:height=96:width=96
+TABLE5 := adafocus:policy=random,adafocus:policy=central,adafocus:policy=gaussian,adafocus:reward=confidence,adafocus:reward=increments,adafocus:reuse_global=false
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo demo-segmentation demo-detection demo-detection-full test regress report motion clean
+.PHONY: setup demo demo-segmentation demo-detection demo-detection-full demo-recognition demo-recognition-full test regress report motion clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,10 +17,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-demo: demo-segmentation demo-detection
+demo: demo-segmentation demo-detection demo-recognition
 
 demo-segmentation: setup
-	$(BENCH) compare --methods frame,prop-flow,prop-mv,interp-mv --dataset synthcity --intervals 1-10
+	$(BENCH) compare --methods frame,prop-flow,prop-mv,interp-mv --dataset synthcity --intervals 1-10 \
+		--speed-videos 2 --speed-rounds 3
 
 demo-detection: setup
 	$(BENCH) compare --task detection --methods rfcn,dff,psla:setting=a,psla \
@@ -32,9 +35,22 @@ demo-detection-full: demo-detection
 	$(BENCH) compare --task detection --methods dff,psla:setting=a \
 		--intervals 15,25,35 --speed-videos 2 --speed-rounds 3
 
+# seed 002 on a small synthaction (8 frames at 96x96): learned policy vs random, AdaFocus+, TSM+
+# against AdaFocus-TSM (the stream/offline ratios); the full-size run is demo-recognition-full.
+demo-recognition: setup
+	$(BENCH) compare --task recognition --dataset $(RECOGNITION_DEMO) \
+		--methods adafocus,adafocus:policy=random,tsm+,adafocus-tsm --speed-videos 4 --speed-rounds 3
+
+# seed 002 at the default synthaction size (160 train / 80 val videos of 16 frames at 112x112):
+# Tables 3-5 and Fig. 6 rows. Hours on 2 cores; minutes on a GPU.
+demo-recognition-full: setup
+	$(BENCH) compare --task recognition --speed-videos 4 --speed-rounds 3 --methods \
+		adafocus,adafocus+:eta=0.9,adafocus+:eta=0.7,adafocus+:eta=0.5,$(TABLE5),tsm,tsm+,adafocus-tsm,r50-avg,r50-gru
+
 report: setup
 	$(BENCH) report --dataset synthcity
 	$(BENCH) report --dataset synthdet
+	$(BENCH) report --dataset synthaction
 
 motion: setup
 	$(BENCH) motion --dataset synthcity
@@ -46,4 +62,4 @@ regress: setup
 	$(BENCH) regress
 
 clean:
-	rm -rf data checkpoints results/runs reports/synthcity reports/synthdet reports/motion
+	rm -rf data checkpoints results/runs reports/synthcity reports/synthdet reports/synthaction reports/motion

@@ -153,7 +153,8 @@ def cmd_motion(args: argparse.Namespace) -> int:
 def cmd_regress(args: argparse.Namespace) -> int:
     from vidbench.regression import run_regression
 
-    return run_regression(Path(args.baseline), Path(args.work), update=args.update)
+    tasks = tuple(filter(None, args.task.split(",")))
+    return run_regression(Path(args.baseline), Path(args.work), update=args.update, tasks=tasks)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,10 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--reports", default="reports/motion")
     motion.set_defaults(func=cmd_motion)
 
-    regress = sub.add_parser("regress", help="CI gate: small synthcity run vs committed baseline")
+    regress = sub.add_parser("regress", help="CI gate: each task's small run vs the committed baseline")
     regress.add_argument("--baseline", default="results/ci/baseline.jsonl")
     regress.add_argument("--work", default="results/runs/ci")
     regress.add_argument("--update", action="store_true", help="write a new baseline instead")
+    regress.add_argument("--task", default="", help="only these tasks, e.g. recognition")
     regress.set_defaults(func=cmd_regress)
     return parser
 

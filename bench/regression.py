@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,13 +141,14 @@ def format_checks(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def run_ci_configurations(work_dir: Path) -> list[dict[str, Any]]:
-    """Every registered task's CI configuration, measured afresh in this job."""
+def run_ci_configurations(work_dir: Path, tasks: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The CI configuration of ``tasks`` (every registered task when empty), measured afresh
+    in this job."""
     store = Store(work_dir / "records.jsonl")
     store.path.unlink(missing_ok=True)  # speed must be measured afresh, in this job
     shutil.rmtree(store.path.with_suffix(".partial"), ignore_errors=True)
     records: list[dict[str, Any]] = []
-    for name in TASKS.names():
+    for name in tasks or TASKS.names():
         ci = get_task(name).ci
         settings = RunSettings(
             intervals=ci.intervals,
@@ -160,21 +162,38 @@ def run_ci_configurations(work_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
-def run_regression(baseline_path: Path, work_dir: Path, update: bool = False) -> int:
-    """Run the CI configurations, compare with the baseline; 0 when nothing failed."""
-    records = run_ci_configurations(work_dir)
+def _of_tasks(records: list[dict[str, Any]], tasks: Sequence[str]) -> list[dict[str, Any]]:
+    """The records whose protocol belongs to one of ``tasks`` (all records when empty)."""
+    if not tasks:
+        return records
+    return [r for r in records if task_of_protocol(r["protocol"]).name in tasks]
+
+
+def run_regression(
+    baseline_path: Path, work_dir: Path, update: bool = False, tasks: Sequence[str] = ()
+) -> int:
+    """Run the CI configurations of ``tasks`` (all when empty), compare with the baseline; 0
+    when nothing failed. ``update`` rewrites those tasks' baseline records, keeping the rest."""
+    records = run_ci_configurations(work_dir, tasks)
     if update:
+        kept = []
+        if tasks and baseline_path.exists():
+            kept = [
+                r
+                for r in read_records(baseline_path)
+                if task_of_protocol(r["protocol"]).name not in tasks
+            ]
         baseline_path.parent.mkdir(parents=True, exist_ok=True)
         with baseline_path.open("w") as handle:
-            for record in records:
+            for record in [*kept, *records]:
                 handle.write(json.dumps(record, sort_keys=True) + "\n")
-        print(f"wrote baseline {baseline_path} ({len(records)} records)")
+        print(f"wrote baseline {baseline_path} ({len(kept)} kept, {len(records)} new records)")
         return 0
     if not baseline_path.exists():
         raise FileNotFoundError(
             f"No baseline at {baseline_path}: create it with `bench regress --update`."
         )
-    checks = compare_to_baseline(read_records(baseline_path), records)
+    checks = compare_to_baseline(_of_tasks(read_records(baseline_path), tasks), records)
     print(format_checks(checks))
     failed = [c for c in checks if c.status == "FAIL"]
     warned = [c for c in checks if c.status == "warn"]

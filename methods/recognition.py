@@ -33,7 +33,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "local_arch": "resnet18",
         "hidden": 256,
         "patch_ratio": 3 / 7,
-        "stage_epochs": (6, 3, 2),
+        "stage_epochs": (4, 2, 2),
         "lr": 1e-3,
     },
     "paper": {
@@ -53,6 +53,7 @@ def train_options(options: Any, seed: int, device: str, **variants: Any) -> Trai
     epochs = (options.epochs,) * 3 if options.epochs else preset["stage_epochs"]
     return TrainOptions(
         stage_epochs=epochs,
+        epochs=epochs[0] + epochs[2],  # supervised models: the epochs that train backbones
         lr=options.lr or preset["lr"],
         seed=seed,
         device=device,

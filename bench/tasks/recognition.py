@@ -35,9 +35,20 @@ class Recognition(Task):
     report = "vidbench.report.recognition:render"
     ci = CiRun(
         dataset="synthaction",
-        methods=("adafocus:train=toy", "tsm+:train=toy"),
+        methods=(
+            "adafocus:epochs=1",
+            "adafocus+:epochs=1",
+            "tsm+:epochs=1",
+            "adafocus-tsm:epochs=1",
+        ),
         intervals=(1,),
-        dataset_options={"train_videos": "40", "val_videos": "20", "frames": "8"},
+        dataset_options={
+            "train_videos": "32",
+            "val_videos": "32",
+            "frames": "16",
+            "height": "64",
+            "width": "64",
+        },
     )
 
     def evaluator(self, dataset: Any) -> RecognitionEvaluator:
