@@ -150,6 +150,25 @@ def cmd_motion(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_focus(args: argparse.Namespace) -> int:
+    from vidbench.report.focus import render_focus
+    from vidbench.store import Store
+
+    name, options = split_spec(args.dataset)
+    parse_config(DATASETS.get(name).Config, options, f"dataset '{name}'")
+    methods = tuple(m for m in args.methods.split(",") if m)
+    for spec in methods:
+        parse_config(METHODS.get(split_spec(spec)[0]).Config, split_spec(spec)[1], spec)
+    settings = {"methods": methods, "videos": args.videos, "drawn": args.drawn}
+    store = Store(Path(args.results))
+    study = STUDIES.get("focus")
+    reports = Path(args.reports)
+    study(settings, name, options, Path(args.data_root), Path(args.checkpoints), store, reports)
+    written = render_focus(store.records(), reports)
+    print(f"table: {written['focus_md']}")
+    return 0
+
+
 def cmd_regress(args: argparse.Namespace) -> int:
     from vidbench.regression import run_regression
 
@@ -208,6 +227,17 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--results", default="results/runs/motion.jsonl")
     motion.add_argument("--reports", default="reports/motion")
     motion.set_defaults(func=cmd_motion)
+
+    focus = sub.add_parser("focus", help="where AdaFocus looks: patch hit rates, Fig. 7")
+    focus.add_argument("--methods", default="adafocus,adafocus:policy=random")
+    focus.add_argument("--dataset", default="synthaction")
+    focus.add_argument("--videos", type=int, default=0, help="val videos (0 = all)")
+    focus.add_argument("--drawn", type=int, default=4, help="videos drawn in the figure")
+    focus.add_argument("--data-root", default="data")
+    focus.add_argument("--checkpoints", default="checkpoints")
+    focus.add_argument("--results", default="results/runs/focus.jsonl")
+    focus.add_argument("--reports", default="reports/focus")
+    focus.set_defaults(func=cmd_focus)
 
     regress = sub.add_parser("regress", help="CI gate: each task's small run vs the committed baseline")
     regress.add_argument("--baseline", default="results/ci/baseline.jsonl")

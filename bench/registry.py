@@ -106,6 +106,7 @@ STUDIES = Registry(
     "study",
     {
         "motion": "vidbench.methods.motion_study:run_motion_study",
+        "focus": "vidbench.methods.focus_study:run_focus_study",
     },
 )
 
