@@ -176,6 +176,14 @@ def cmd_regress(args: argparse.Namespace) -> int:
     return run_regression(Path(args.baseline), Path(args.work), update=args.update, tasks=tasks)
 
 
+def add_study_paths(parser: argparse.ArgumentParser, study: str) -> None:
+    """Where a study reads data and checkpoints and writes its records and report."""
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--checkpoints", default="checkpoints")
+    parser.add_argument("--results", default=f"results/runs/{study}.jsonl")
+    parser.add_argument("--reports", default=f"reports/{study}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,10 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--synth-videos", type=int, default=6, help="val videos for EPE")
     motion.add_argument("--real-frames", type=int, default=30, help="frames per real clip")
     motion.add_argument("--raft-weights", help="local torchvision RAFT weights (else random init)")
-    motion.add_argument("--data-root", default="data")
-    motion.add_argument("--checkpoints", default="checkpoints")
-    motion.add_argument("--results", default="results/runs/motion.jsonl")
-    motion.add_argument("--reports", default="reports/motion")
+    add_study_paths(motion, "motion")
     motion.set_defaults(func=cmd_motion)
 
     focus = sub.add_parser("focus", help="where AdaFocus looks: patch hit rates, Fig. 7")
@@ -233,10 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     focus.add_argument("--dataset", default="synthaction")
     focus.add_argument("--videos", type=int, default=0, help="val videos (0 = all)")
     focus.add_argument("--drawn", type=int, default=4, help="videos drawn in the figure")
-    focus.add_argument("--data-root", default="data")
-    focus.add_argument("--checkpoints", default="checkpoints")
-    focus.add_argument("--results", default="results/runs/focus.jsonl")
-    focus.add_argument("--reports", default="reports/focus")
+    add_study_paths(focus, "focus")
     focus.set_defaults(func=cmd_focus)
 
     regress = sub.add_parser("regress", help="CI gate: each task's small run vs the committed baseline")
