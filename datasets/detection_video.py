@@ -21,6 +21,20 @@ from vidbench.datasets.video import EncodedVideo
 ANNOTATION_KEYS = ("frame", "boxes", "labels", "track_ids")
 
 
+def load_arrays(path: Path, required: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` at ``path``; a VideoError naming the file when it cannot be
+    read or lacks one of ``required``."""
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as error:
+        raise VideoError(f"{path}: cannot read {what} ({error}).")
+    missing = [key for key in required if key not in arrays]
+    if missing:
+        raise VideoError(f"{path}: missing arrays {missing}.")
+    return arrays
+
+
 def save_annotations(path: Path, targets: list[DetectionTarget]) -> None:
     """Write per-frame ``targets`` (frame t = targets[t]) in the layout above."""
     frame = np.concatenate([np.full(len(t.labels), i, np.int64) for i, t in enumerate(targets)])
@@ -60,14 +74,7 @@ class DetectionVideo:
 
     @cached_property
     def _targets(self) -> list[DetectionTarget]:
-        try:
-            with np.load(self.annotations_path) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as error:
-            raise VideoError(f"{self.annotations_path}: cannot read annotations ({error}).")
-        missing = [key for key in ANNOTATION_KEYS if key not in arrays]
-        if missing:
-            raise VideoError(f"{self.annotations_path}: missing arrays {missing}.")
+        arrays = load_arrays(self.annotations_path, ANNOTATION_KEYS, "annotations")
         count = self.info.num_frames
         frame = arrays["frame"].astype(np.int64)
         if len(frame) and (frame.min() < 0 or frame.max() >= count):

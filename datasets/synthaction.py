@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 from vidbench.api import Frame, RecognitionTarget, VideoInfo
 from vidbench.datasets.codec import X264_PARAMS, VideoError, encode_h264
+from vidbench.datasets.detection_video import load_arrays
 from vidbench.datasets.synthaction_world import CLASS_NAMES, VISIBILITY_NAMES, render_clip
 from vidbench.datasets.video import EncodedVideo
 
@@ -103,14 +104,7 @@ class ActionVideo:
     @cached_property
     def _track(self) -> dict[str, np.ndarray]:
         """The arrays of the track file, checked against this video's frames and class."""
-        try:
-            with np.load(self.track_path) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as error:
-            raise VideoError(f"{self.track_path}: cannot read the object track ({error}).")
-        missing = [key for key in TRACK_KEYS if key not in arrays]
-        if missing:
-            raise VideoError(f"{self.track_path}: missing arrays {missing}.")
+        arrays = load_arrays(self.track_path, TRACK_KEYS, "the object track")
         count = len(self.label_indices)
         if arrays["boxes"].shape != (count, 4) or arrays["visibility"].shape != (count,):
             raise VideoError(

@@ -521,11 +521,19 @@ def train_adafocus(
     model: AdaFocus, batches: Batches, options: TrainOptions
 ) -> tuple[AdaFocus, dict[str, Logs]]:
     """Stages I, II (only for the learned policy) and III of sec. 3.2, in order."""
-    model, warmup = train_warmup(model, batches, options)
-    logs = {"warmup": warmup}
+    return _three_stages(model, batches, options, (train_warmup, train_policy, train_finetune))
+
+
+def _three_stages(
+    model: nn.Module, batches: Batches, options: TrainOptions, stages: tuple
+) -> tuple[nn.Module, dict[str, Logs]]:
+    """Warm-up, policy (learned policies only) and fine-tuning stages, in order."""
+    warmup, policy, finetune = stages
+    logs: dict[str, Logs] = {}
+    model, logs["warmup"] = warmup(model, batches, options)
     if options.policy_kind == "learned":
-        model, logs["policy"] = train_policy(model, batches, options)
-    model, logs["finetune"] = train_finetune(model, batches, options)
+        model, logs["policy"] = policy(model, batches, options)
+    model, logs["finetune"] = finetune(model, batches, options)
     return model.eval(), logs
 
 
@@ -687,12 +695,8 @@ def train_adafocus_tsm(
     model: AdaFocusTSM, batches: Batches, options: TrainOptions
 ) -> tuple[AdaFocusTSM, dict[str, Logs]]:
     """AdaFocus-TSM: supervised stage, policy stage (learned policy only), fine-tuning."""
-    model, warmup = train_tsm_warmup(model, batches, options)
-    logs = {"warmup": warmup}
-    if options.policy_kind == "learned":
-        model, logs["policy"] = train_tsm_policy(model, batches, options)
-    model, logs["finetune"] = train_tsm_finetune(model, batches, options)
-    return model.eval(), logs
+    stages = (train_tsm_warmup, train_tsm_policy, train_tsm_finetune)
+    return _three_stages(model, batches, options, stages)
 
 
 def _model_logits(model: nn.Module, video: torch.Tensor) -> torch.Tensor:
