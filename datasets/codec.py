@@ -22,8 +22,10 @@ from vidbench.api import DataError
 X264_PRESET = "medium"
 # bframes=0:ref=1 -> every vector points to the previous frame; keyint=infinite and scenecut=0
 # -> one I-frame at the start; fixed frame threads (no sliced threads, whose slice count follows
-# the core count) -> the same vectors on every machine.
-X264_PARAMS = "bframes=0:ref=1:keyint=infinite:scenecut=0:threads=4:sliced-threads=0"
+# the core count) -> the same vectors on every machine. mbtree=0: with x264's macroblock-tree
+# rate control, about 1 in 60 encodes of the same frames under CPU load came out different
+# (0 in 750 without it; its propagation uses approximate-reciprocal SIMD).
+X264_PARAMS = "bframes=0:ref=1:keyint=infinite:scenecut=0:threads=4:sliced-threads=0:mbtree=0"
 PIX_FMT = "yuv420p"
 
 # Container comment that records the true frame size when encode_h264 padded an odd size.
