@@ -7,7 +7,8 @@ RECOGNITION_DEMO := synthaction:train_videos=96:val_videos=48:frames=8:height=96
 TABLE5 := adafocus:policy=random,adafocus:policy=central,adafocus:policy=gaussian,adafocus:reward=confidence,adafocus:reward=increments,adafocus:reuse_global=false
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo demo-segmentation demo-segmentation-full demo-detection demo-detection-full demo-recognition demo-recognition-full test regress report motion clean
+SEED_NET := layers=3-4-23-3:width=64:expansion=4:deformable=true:recipe=paper
+.PHONY: reproduce-cityscapes reproduce-camvid reproduce-synthcity-paper-scale setup demo demo-segmentation demo-segmentation-full demo-detection demo-detection-full demo-recognition demo-recognition-full test regress report motion clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -51,6 +52,33 @@ demo-recognition: setup
 demo-recognition-full: setup
 	$(BENCH) compare --task recognition --speed-videos 4 --speed-rounds 3 --methods \
 		adafocus,adafocus+:eta=0.9,adafocus+:eta=0.7,adafocus+:eta=0.5,$(TABLE5),tsm,tsm+,adafocus-tsm,r50-avg,r50-gru
+
+# Seed 000 on the real data at the paper's scale: R101-DCN DeepLab (seed sec. 3.1), the paper's
+# SGD recipe, intervals 1-10, Table 1 / Table 3 with the paper beside. Needs the data
+# (CITYSCAPES_ROOT / CAMVID_ROOT or data/cityscapes, data/camvid), ImageNet weights
+# (IMAGENET_WEIGHTS=resnet101-*.pth) or an mmseg checkpoint (MMSEG_WEIGHTS=..., deep stem),
+# and a FlowNetS checkpoint for prop-flow (FLOWNET_WEIGHTS=...); a GPU when there is one.
+DEVICE ?= $(shell $(PY) -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
+WEIGHTS := $(if $(MMSEG_WEIGHTS),:stem=deep:mmseg_weights=$(MMSEG_WEIGHTS),$(if $(IMAGENET_WEIGHTS),:imagenet_weights=$(IMAGENET_WEIGHTS)))
+# prop-flow first: it refuses a dataset without ground-truth flow and no FlowNetS before training
+seed_methods = prop-flow:$(1)$(if $(FLOWNET_WEIGHTS),:flownet_weights=$(FLOWNET_WEIGHTS)),frame:$(1),prop-mv:$(1),interp-mv:$(1)
+REPRODUCE = $(BENCH) compare --device $(DEVICE) --intervals 1-10 --speed-videos 4 --speed-rounds 5
+
+reproduce-cityscapes: setup
+	$(REPRODUCE) --methods $(call seed_methods,$(SEED_NET)$(WEIGHTS)) --dataset cityscapes
+
+# CamVid at the paper's 960x720 (twice the SegNet labels' 480x360), scored on the 233 test stills
+reproduce-camvid: setup
+	$(REPRODUCE) --methods $(call seed_methods,$(SEED_NET)$(WEIGHTS)) --dataset camvid:scale=2
+
+# The same command on synthcity (ground-truth flow: prop-flow needs no FlowNetS file). Slow on a
+# CPU; shrink it with e.g. SYNTHCITY=synthcity:train_videos=4:val_videos=8 EPOCHS=1.
+SYNTHCITY ?= synthcity
+EPOCHS ?= 50
+reproduce-synthcity-paper-scale: setup
+	$(REPRODUCE) --methods $(call seed_methods,$(SEED_NET):train_epochs=$(EPOCHS)$(WEIGHTS)) \
+		--dataset $(SYNTHCITY) \
+		--reports reports/synthcity-paper-scale --results results/runs/synthcity-paper-scale.jsonl
 
 report: setup
 	$(BENCH) report --dataset synthcity

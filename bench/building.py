@@ -64,6 +64,11 @@ def setting_text(setting: Setting) -> str:
     return " ".join(f"{k}={v}" for k, v in setting.items())
 
 
+def eval_split(dataset: Any) -> str:
+    """The split a dataset is scored on: ``val`` unless it names another (CamVid: ``test``)."""
+    return getattr(dataset, "eval_split", "val")
+
+
 def check_device(device: str) -> None:
     """Refuse a device this machine does not have, before any training."""
     if device == "cpu":
@@ -89,7 +94,7 @@ def prepare_method(spec: str, dataset: Any, settings: RunSettings) -> Prepared:
         "method": name,
         "config": dataclasses.asdict(config),
         "dataset": dataset.describe(),
-        "split": "val",
+        "split": eval_split(dataset),
         "checkpoints": workspace.used,
         "seed": settings.seed,
     }

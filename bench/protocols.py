@@ -136,11 +136,18 @@ class RotatingOffset(Protocol):
 
     def episodes(self, videos: Sequence[Any], setting: Setting, method: type) -> list[Episode]:
         interval = setting["interval"]
-        for video in videos:
-            check_fits(video.info.num_frames, video.scored_index, interval, method)
+        fits = [fits_interval(video, interval, method) for video in videos]
+        if videos and not any(fits):  # no snippet fits: the interval is refused, with the reason
+            check_fits(videos[0].info.num_frames, videos[0].scored_index, interval, method)
         return [
-            episode(j, j % interval, interval, video.scored_index, method.needs_next_keyframe)
-            for j, video in enumerate(videos)
+            episode(
+                j,
+                j % interval if fit else nearest_offset(video, j % interval, interval, method),
+                interval,
+                video.scored_index,
+                method.needs_next_keyframe,
+            )
+            for j, (video, fit) in enumerate(zip(videos, fits))
         ]
 
     def stream(self, num_frames: int, setting: Setting) -> tuple[range, frozenset[int]]:
@@ -169,6 +176,29 @@ def check_fits(num_frames: int, labelled_index: int, interval: int, method: type
             f"{num_frames}-frame snippets (labelled frame {labelled_index}); use <= "
             f"{num_frames - labelled_index}."
         )
+
+
+def fits_interval(video: Any, interval: int, method: type) -> bool:
+    """Whether every offset of ``interval`` fits around ``video``'s labelled frame."""
+    try:
+        check_fits(video.info.num_frames, video.scored_index, interval, method)
+    except ProtocolError:
+        return False
+    return True
+
+
+def nearest_offset(video: Any, wanted: int, interval: int, method: type) -> int:
+    """For a snippet cut short at a sequence's start or end (CamVid's first still has no past
+    frame), the feasible offset closest to ``wanted``; offset 0 (the labelled frame is the key)
+    always fits. Strata record the offsets actually used, so per-offset mIoU stays honest."""
+    labelled, frames = video.scored_index, video.info.num_frames
+
+    def feasible(offset: int) -> bool:
+        key = labelled - offset
+        ahead = method.needs_next_keyframe and offset > 0
+        return key >= 0 and (not ahead or key + interval <= frames - 1)
+
+    return min((o for o in range(interval) if feasible(o)), key=lambda o: (abs(o - wanted), o))
 
 
 def episode(

@@ -74,6 +74,8 @@ DATASETS = Registry(
         "synthcity": "vidbench.datasets.synthcity.dataset:SynthCity",
         "synthdet": "vidbench.datasets.synthobjects.dataset:SynthDet",
         "synthaction": "vidbench.datasets.synthaction:SynthAction",
+        "cityscapes": "vidbench.datasets.cityscapes:Cityscapes",
+        "camvid": "vidbench.datasets.camvid:CamVid",
         "imagenet-vid": "vidbench.datasets.imagenet_vid:ImageNetVID",
         "activitynet": "vidbench.datasets.recognition_sets:ActivityNet",
         "fcvid": "vidbench.datasets.recognition_sets:FCVID",

@@ -26,6 +26,7 @@ from vidbench.building import (
     build_dataset,
     check_device,
     check_protocol,
+    eval_split,
     prepare_method,
     setting_text,
 )
@@ -83,10 +84,14 @@ class Runner:
         if distributed.is_writer():  # under torchrun rank 0 renders or encodes what is missing
             dataset.prepare()
         distributed.barrier()
-        videos = dataset.split("val")
+        videos = dataset.split(eval_split(dataset))
         check_protocol(method_specs, dataset, videos, self.settings)
         prepared = [prepare_method(spec, dataset, self.settings) for spec in method_specs]
-        self.context = {"run_id": self.run_id, "provenance": provenance(self.settings.device)}
+        self.context = {
+            "run_id": self.run_id,
+            "provenance": provenance(self.settings.device),
+            "preparation": dataset.preparation() if hasattr(dataset, "preparation") else {},
+        }
         done = {r["record_id"] for r in self.store.records() if "error" not in r}
         with torch.inference_mode():
             for item in prepared:

@@ -9,6 +9,8 @@ vidbench.datasets.motion rasterises them into a per-block field.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -56,8 +58,9 @@ def encoder_settings(crf: int = 20) -> dict[str, str]:
     }
 
 
-def encode_h264(frames: np.ndarray, path: Path, fps: int = 17, crf: int = 20) -> None:
-    """(T,H,W,3) uint8 RGB -> H.264 file with libx264 (container from the suffix, e.g. .mp4).
+def encode_h264(frames: np.ndarray, path: Path, fps: int = 17, crf: int = 20) -> float:
+    """(T,H,W,3) uint8 RGB -> H.264 file with libx264 (container from the suffix, e.g. .mp4);
+    returns the wall time per frame in ms (the seed reports this cost per Cityscapes frame).
 
     No B-frames, one reference frame and a single I-frame at the start, so every P-frame
     vector points to the previous frame (data.md §9.3 step 5). yuv420p needs even sizes: an
@@ -81,6 +84,7 @@ def encode_h264(frames: np.ndarray, path: Path, fps: int = 17, crf: int = 20) ->
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
 
+    start = time.perf_counter()
     with av.open(str(path), mode="w") as container:
         if pad_h or pad_w:
             container.metadata["comment"] = f"{_SIZE_TAG}{height}x{width}"
@@ -94,6 +98,19 @@ def encode_h264(frames: np.ndarray, path: Path, fps: int = 17, crf: int = 20) ->
             frame.pts = index
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+    return (time.perf_counter() - start) * 1000 / len(frames)
+
+
+def encode_cost(entries: Iterable[dict]) -> dict[str, float | int]:
+    """Frame-weighted encode ms per frame over cache-manifest entries that carry
+    ``encode_ms_per_frame`` and ``frames`` (entries written before timing existed are skipped);
+    ``{}`` when none was timed."""
+    timed = [e for e in entries if e.get("encode_ms_per_frame") is not None]
+    frames = sum(e["frames"] for e in timed)
+    if not frames:
+        return {}
+    total = sum(e["encode_ms_per_frame"] * e["frames"] for e in timed)
+    return {"encode_ms_per_frame": round(total / frames, 3), "encoded_frames": frames}
 
 
 @dataclass(frozen=True, eq=False)

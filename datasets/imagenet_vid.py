@@ -39,7 +39,7 @@ import torch
 from tqdm import tqdm
 from vidbench.api import DataError, DetectionTarget, Frame, VideoInfo
 from vidbench.boxes import motion_iou
-from vidbench.datasets.codec import X264_PARAMS, encode_h264, encoder_settings
+from vidbench.datasets.codec import X264_PARAMS, encode_cost, encode_h264, encoder_settings
 from vidbench.datasets.detection_video import DetectionVideo, save_annotations
 from vidbench.datasets.video import MOTION_GRID
 from vidbench.datasets.imagenet_vid_layout import (
@@ -272,11 +272,13 @@ class ImageNetVID:
         return {"loader": LOADER_VERSION, "encoder": encoder_settings(self.config.crf),
                 "fps": self.config.fps, "entries": {}}
 
+    def preparation(self) -> dict:
+        """What encoding the cache cost (ms per frame, frames timed), for the records' context."""
+        return encode_cost(self._manifest()["entries"].values())
+
     def _write_manifest(self, manifest: dict) -> None:
-        entries = manifest["entries"].values()
-        frames = sum(e["frames"] for e in entries)
-        manifest["encode_ms_per_frame"] = round(
-            sum(e["encode_ms_per_frame"] * e["frames"] for e in entries) / max(frames, 1), 3
+        manifest["encode_ms_per_frame"] = encode_cost(manifest["entries"].values()).get(
+            "encode_ms_per_frame", 0.0
         )
         path = self.cache / "manifest.json"
         partial = path.with_name(".manifest.json.partial")
@@ -401,9 +403,9 @@ class ImageNetVID:
                     image = read_jpeg(data / f"{t:06d}.JPEG")
                     check_size(frame, data / f"{t:06d}.JPEG", (image.shape[1], image.shape[0]))
                     frames[t] = image
-                start = time.perf_counter()
-                encode_h264(frames, partial["video"], fps=self.config.fps, crf=self.config.crf)
-                encode_ms = (time.perf_counter() - start) * 1000 / count
+                encode_ms = encode_h264(
+                    frames, partial["video"], fps=self.config.fps, crf=self.config.crf
+                )
                 del frames
             save_annotations(partial["annotations"], targets)
             np.savez_compressed(

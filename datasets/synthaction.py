@@ -83,7 +83,10 @@ class ActionVideo:
         self.track_path = Path(track_path)
         self.class_id = class_id
         self.label_indices = tuple(range(frames))
-        self._video = EncodedVideo(name, video_path, track_path, self.label_indices, fps)
+        # recognition methods use no motion: the vectors are not rasterised
+        self._video = EncodedVideo(
+            name, video_path, track_path, self.label_indices, fps, motion=False
+        )
 
     @property
     def info(self) -> VideoInfo:
@@ -91,7 +94,7 @@ class ActionVideo:
         return self._video.info
 
     def frame(self, index: int, is_key: bool = False) -> Frame:
-        """Decoded frame ``index`` with its codec motion field, marked as the protocol says."""
+        """Decoded frame ``index`` (no motion field), marked as the protocol says."""
         return self._video.frame(index, is_key)
 
     def label(self, index: int | None = None) -> RecognitionTarget:

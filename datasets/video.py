@@ -17,17 +17,18 @@ MOTION_GRID = 8
 
 
 def make_frame(
-    frames: np.ndarray, fields: list[MotionField], index: int, is_key: bool = False
+    frames: np.ndarray, fields: list[MotionField | None], index: int, is_key: bool = False
 ) -> Frame:
-    """The harness's ``Frame`` for decoded RGB ``frames`` (T,H,W,3) and their motion fields."""
+    """The harness's ``Frame`` for decoded RGB ``frames`` (T,H,W,3) and their motion fields
+    (None where motion was not rasterised)."""
     field = fields[index]
-    has_motion = bool(field.valid.any())
+    has_motion = field is not None and bool(field.valid.any())
     return Frame(
         index=index,
         image=torch.from_numpy(frames[index]).permute(2, 0, 1).float().div_(255),
         motion=torch.from_numpy(field.vectors) if has_motion else None,
         motion_valid=torch.from_numpy(field.valid) if has_motion else None,
-        motion_grid=field.grid,
+        motion_grid=field.grid if field is not None else MOTION_GRID,
         is_key=is_key,
     )
 
@@ -55,8 +56,10 @@ class EncodedVideo:
         fps: float,
         flow_truth: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
         scored_index: int | None = None,
+        motion: bool = True,
     ) -> None:
         self.name = name
+        self.motion = motion  # False: frames carry no motion (the rasterisation is skipped)
         self.scored_index = scored_index  # the frame a one-frame-per-snippet protocol scores
         self._flow_truth = flow_truth
         self.video_path = Path(video_path)
@@ -65,8 +68,10 @@ class EncodedVideo:
         self._fps = fps
 
     @cached_property
-    def _decoded(self) -> tuple[np.ndarray, list[MotionField]]:
+    def _decoded(self) -> tuple[np.ndarray, list[MotionField | None]]:
         decoded = decode_with_motion(self.video_path)
+        if not self.motion:
+            return decoded.frames, [None] * len(decoded.frames)
         height, width = decoded.frames.shape[1:3]
         fields = [rasterise(records, height, width, grid=MOTION_GRID) for records in decoded.motion]
         return decoded.frames, fields
@@ -97,6 +102,11 @@ class EncodedVideo:
 
     def label(self, index: int) -> np.ndarray:
         return self._labels[index]
+
+    @property
+    def has_flow_truth(self) -> bool:
+        """Whether ``backward_flow`` has ground truth to give (rendered worlds do)."""
+        return self._flow_truth is not None
 
     def backward_flow(self) -> tuple[np.ndarray, np.ndarray]:
         """Ground-truth motion where the dataset has it: (T-1, 2, H, W) float32 pixels, entry t

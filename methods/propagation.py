@@ -47,6 +47,19 @@ class PropFlowConfig(PropConfig):
     reference: Literal["previous", "key"] = "key"
 
 
+def check_flow_source(config: PropConfig, workspace: Workspace) -> None:
+    """Refuse, before any training, a FlowNet to pre-train on a dataset without ground-truth
+    flow (Cityscapes, CamVid): such a run starts from published weights, as DFF does."""
+    if config.motion != "flownet" or config.flownet_weights:
+        return
+    videos = workspace.train_videos()
+    if videos and not getattr(videos[0], "has_flow_truth", False):
+        raise ValueError(
+            "prop-flow: the train videos have no ground-truth flow to pre-train FlowNet on; "
+            "give flownet_weights=<FlowNetS checkpoint> (DFF starts from Flying Chairs weights)."
+        )
+
+
 class Propagation(SegmentationMethod):
     """Algorithm 1 with a pluggable motion source."""
 
@@ -56,6 +69,7 @@ class Propagation(SegmentationMethod):
     Config = PropConfig
 
     def __init__(self, config: PropConfig, workspace: Workspace) -> None:
+        check_flow_source(config, workspace)
         super().__init__(config, workspace)
         self.source = self._build_source(config, workspace)
         if config.reference == "key" and not self.source.pairwise:
@@ -74,8 +88,7 @@ class Propagation(SegmentationMethod):
                 finetune_steps=config.flownet_finetune_steps,
             )
             key = {
-                "net": self.net.config.to_dict(),
-                "train_steps": config.train_steps,
+                "segmentation": self.net_key,  # the network it is trained on, recipe and init
                 "flow": asdict(train),
                 "seed": workspace.seed,
                 "initial": hashlib.sha256(initial.read_bytes()).hexdigest() if initial else None,

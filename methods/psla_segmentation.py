@@ -53,8 +53,7 @@ class PSLASegmentation(SegmentationMethod):
         framework_config = config.framework(self.net)
         recipe = ("psla_steps", "psla_lr", "psla_batch", "train_interval")
         key = {
-            "net": self.net.config.to_dict(),
-            "steps": config.train_steps,
+            "segmentation": self.net_key,  # the network it is trained on, recipe and init
             "framework": asdict(framework_config),
             "recipe": {k: getattr(config, k) for k in recipe},
             "seed": workspace.seed,

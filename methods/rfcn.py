@@ -28,10 +28,11 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.resnet import ResNet
-from torchvision.ops import batched_nms, deform_conv2d, nms, ps_roi_align
+from torchvision.ops import batched_nms, nms, ps_roi_align
 from torchvision.ops import clip_boxes_to_image, remove_small_boxes
 from vidbench.api import DetectionPrediction
 from vidbench.methods.deeplab import _bottleneck_with_expansion
+from vidbench.methods.deformable import DeformableConv
 
 FEATURE_STRIDE = 16
 FEATURE_DILATION = 6  # DFF's feat_conv_3x3
@@ -159,40 +160,6 @@ def inclusive_to_edges(boxes: torch.Tensor) -> torch.Tensor:
 def edges_to_inclusive(boxes: torch.Tensor) -> torch.Tensor:
     """Pixel-edge coordinates -> inclusive pixel corners (x2 - 1), the harness's convention."""
     return boxes - boxes.new_tensor([0.0, 0.0, 1.0, 1.0])
-
-
-class DeformableConv(nn.Module):
-    """A deformable 3x3 conv (Dai et al. 2017) in place of ``conv``: it keeps the conv's weight,
-    stride, padding and dilation; offsets (2 per tap and group) come from a 3x3 conv initialised
-    to zero, so it computes exactly ``conv`` until trained (Deformable R-FCN's res5)."""
-
-    def __init__(self, conv: nn.Conv2d, groups: int) -> None:
-        super().__init__()
-        if conv.groups != 1 or conv.bias is not None:
-            raise ValueError(f"DeformableConv: expected a grouped-free conv without bias: {conv}")
-        self.weight = conv.weight
-        self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
-        taps = conv.kernel_size[0] * conv.kernel_size[1]
-        self.offset = nn.Conv2d(
-            conv.in_channels,
-            2 * groups * taps,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=conv.padding,
-            dilation=conv.dilation,
-        )
-        nn.init.zeros_(self.offset.weight)
-        nn.init.zeros_(self.offset.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return deform_conv2d(
-            x,
-            self.offset(x),
-            self.weight,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-        )
 
 
 class FeatureNetwork(nn.Module):

@@ -87,3 +87,37 @@ def tiny_recognition_dataset(tmp_path_factory: pytest.TempPathFactory):
     dataset = SynthAction(config, tmp_path_factory.mktemp("recognition"))
     dataset.prepare()
     return dataset
+
+
+def count_encodes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every path the real-data loaders (Cityscapes, CamVid) encode to, while still encoding."""
+    from vidbench.datasets import cityscapes
+
+    calls: list[Path] = []
+    real = cityscapes.encode_h264
+
+    def counted(frames, path, **kwargs):
+        calls.append(Path(path))
+        return real(frames, path, **kwargs)
+
+    monkeypatch.setattr(cityscapes, "encode_h264", counted)
+    return calls
+
+
+def refused_before_writing(
+    dataset, message: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dataset.prepare()`` raises DataError matching ``message`` within seconds, encodes
+    nothing and leaves ``data_dir`` unwritten (truncated PNGs must not load silently)."""
+    import time
+
+    from PIL import ImageFile
+    from vidbench.api import DataError
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    calls = count_encodes(monkeypatch)
+    started = time.monotonic()
+    with pytest.raises(DataError, match=message):
+        dataset.prepare()
+    assert time.monotonic() - started < 5
+    assert calls == [] and not data_dir.exists()

@@ -64,6 +64,21 @@ def test_intervals_that_do_not_fit_the_snippet_are_refused() -> None:
         rotating_offset_episodes(5, 30, 19, 0, needs_next_keyframe=False)
 
 
+def test_a_snippet_cut_short_takes_the_nearest_offset_that_fits() -> None:
+    """CamVid's first still has no past frame and a still near a sequence's end few future
+    ones: they are scored at the feasible offset closest to their turn, the rest rotate."""
+    full = Snippet(VideoInfo("v", 8, 8, 19, 30.0), 9)
+    no_past = Snippet(VideoInfo("first", 8, 8, 10, 30.0), 0)
+    few_future = Snippet(VideoInfo("last", 8, 8, 12, 30.0), 9)
+    videos = [full, full, full, no_past, full, full, few_future]
+    plain = RotatingOffset().episodes(videos, {"interval": 5}, Method)
+    assert [e.strata[0] for e in plain] == [0, 1, 2, 0, 4, 0, 1]
+    ahead = RotatingOffset().episodes(videos, {"interval": 5}, LookAhead)
+    # the last wants offset 1, whose next key 13 is past frame 11: offsets 0, 3, 4 fit
+    assert [e.strata[0] for e in ahead] == [0, 1, 2, 0, 4, 0, 0]
+    assert all(max(e.frames) < v.info.num_frames for e, v in zip(ahead, videos))
+
+
 def test_stream_keys_every_nth_frame_from_zero() -> None:
     assert stream_keys(10, 3) == {0, 3, 6, 9}
     assert stream_keys(5, 1) == {0, 1, 2, 3, 4}

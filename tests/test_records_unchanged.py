@@ -1,8 +1,9 @@
 """Segmentation's accuracy records stay bit-identical across refactors
 (tests/data/synthcity_tiny_accuracy.jsonl): same record ids, metrics, evaluator state and frame
 counts. Written first by the release before tasks existed, which the task refactor matched
-exactly; re-written once when the encoder settings changed (mbtree=0 in X264_PARAMS), since
-the encoded videos, and so every number, changed with them."""
+exactly; re-written when the encoder settings changed (mbtree=0 in X264_PARAMS: the encoded
+videos, and so every number, changed), and when the paper-scale network options joined the
+method configs and checkpoint keys (record ids changed; every metric and state stayed the same)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from vidbench import passes
@@ -69,8 +70,16 @@ def test_compare_writes_records_resumes_and_reports(
     written = render(store.records(), tmp_path / "reports")
     table = written["table_md"].read_text()
     assert "mIoU (avg.) (%)" in table and "interp-mv:train_steps=3:fusion=avg" in table
-    for key in ("curve_avg", "curve_min", "per_offset", "breakdown"):
+    for key in ("curve_avg", "curve_min", "per_offset", "breakdown", "curve_avg_vs_paper"):
         assert written[key].stat().st_size > 1000
+    assert "Measured beside the paper (seed 000 Table 1, cityscapes" in table
+    assert "H.264 encode cost:" in table and "ms per frame over" in table
+    assert all(r["preparation"]["encode_ms_per_frame"] > 0 for r in records)
+    beside = pd.read_csv(written["paper_csv"]).set_index(["scheme", "interval"])
+    row = beside.loc[("prop-mv:train_steps=3", 3)]
+    assert row["mIoU avg paper"] == 71.3  # seed 000 Table 1, prop-mv at interval 3
+    assert row["mIoU avg diff"] == pytest.approx(row["mIoU avg measured"] - 71.3)
+    assert row["speed-up paper"] == pytest.approx(3.4 / 1.3)
 
 
 def test_cli_errors_are_one_clear_line(capsys) -> None:

@@ -103,8 +103,10 @@ def test_h264_round_trip_is_close_to_the_render(dataset: SynthAction) -> None:
     clip = render_clip(seed, video.label().primary, SMALL.height, SMALL.width, SMALL.frames)
     assert (video.info.num_frames, video.info.height, video.info.width) == (8, 64, 64)
     for t in (0, 4, 7):
-        image = video.frame(t).image
+        frame = video.frame(t)
+        image = frame.image
         assert image.shape == (3, 64, 64) and image.dtype == torch.float32
+        assert frame.motion is None and frame.motion_valid is None  # recognition: no rasterising
         decoded = image.permute(1, 2, 0).numpy() * 255
         rendered = clip.frames[t].astype(np.float32)
         assert _psnr(decoded @ LUMA, rendered @ LUMA) > 30  # the codec's loss

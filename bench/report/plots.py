@@ -46,6 +46,33 @@ def curve(df: pd.DataFrame, y: str, ylabel: str) -> Figure:
     return fig
 
 
+def curve_vs_paper(df: pd.DataFrame, paper: pd.DataFrame, y: str, ylabel: str) -> Figure:
+    """Accuracy vs speed-up over the per-frame model, measured (solid) with the paper's points
+    (dashed, same colour per scheme): speed-up, unlike fps, compares across machines."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    colours = {base: f"C{i}" for i, base in enumerate(("frame", "prop-flow", "prop-mv", "interp-mv"))}
+    for scheme in _schemes(df):
+        part = df[df.scheme == scheme].dropna(subset=["speedup", y]).sort_values("interval")
+        if not part.empty:
+            colour = colours.get(scheme.split(":")[0])
+            ax.plot(part.speedup, part[y], marker="o", markersize=5, color=colour, label=scheme)
+    for scheme in sorted(paper.scheme.unique(), key=_scheme_order):
+        part = paper[paper.scheme == scheme].dropna(subset=["speedup", y]).sort_values("interval")
+        ax.plot(
+            part.speedup,
+            part[y],
+            linestyle="--",
+            marker="x",
+            color=colours.get(scheme),
+            label=f"{scheme} (paper)",
+        )
+    return finish(
+        fig,
+        ax,
+        ("speed-up over the per-frame model", ylabel, f"{ylabel} vs speed-up, measured and paper"),
+    )
+
+
 def per_offset(df: pd.DataFrame) -> Figure:
     """mIoU at each distance from the previous keyframe, one panel per scheme."""
     schemes = [s for s in _schemes(df) if df[df.scheme == s].interval.max() > 1]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import pandas as pd
 from vidbench.protocols import ROTATING_OFFSET, STREAM
 from vidbench.report import plots, tables
 
@@ -19,11 +20,12 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     records = [r for r in records if r.get("protocol") in (ROTATING_OFFSET, STREAM)]
     if not records:
         raise ValueError("No segmentation records to report: run `bench compare` first.")
-    newest = max(records, key=lambda r: r.get("created", 0))["dataset"]["fingerprint"]
+    newest_record = max(records, key=lambda r: r.get("created", 0))
+    newest = newest_record["dataset"]["fingerprint"]
+    dataset_name = newest_record["dataset"]["name"]
     others = sorted({r["dataset"]["fingerprint"] for r in records} - {newest})
-    df = tables.with_speedup(
-        tables.runs(r for r in records if r["dataset"]["fingerprint"] == newest)
-    )
+    records = [r for r in records if r["dataset"]["fingerprint"] == newest]
+    df = tables.with_speedup(tables.runs(records))
     if df.empty:
         raise ValueError("Every record failed: nothing to report (see the errors above).")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -37,13 +39,15 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     written["runs_csv"] = out_dir / "runs.csv"
     df.drop(columns=["per_offset"], errors="ignore").to_csv(written["runs_csv"], index=False)
     sections = [
-        "# Accuracy and throughput (seed 000 Table 1 layout)\n",
-        f"Dataset fingerprint {newest}"
+        f"# Accuracy and throughput (seed 000 {_seed_title(dataset_name)} layout)\n",
+        f"Measured on {tables.run_header(records)}.\n",
+        f"Dataset {dataset_name}, fingerprint {newest}"
         + (f" (records of {', '.join(others)} left out)" if others else "")
         + ". mIoU over the val "
-        f"split with `{ROTATING_OFFSET}`; fps on continuous streams (`{STREAM}`, batch 1, CPU); "
+        f"split with `{ROTATING_OFFSET}`; fps on continuous streams (`{STREAM}`, batch 1); "
         "GMACs are multiply-adds.\n",
         tables.to_markdown(seed),
+        f"\n{tables.preparation_line(records)}\n",
         "\n## Speed-up over the per-frame baseline (same run)\n",
         tables.to_markdown(df.pivot_table(index="scheme", columns="interval", values="speedup"), 2),
         "\n## Speed-up bound T_frame / ((T_key + (n-1) T_inter) / n) from p50 latencies, and the "
@@ -67,11 +71,22 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
             "the paper: 116 ms vs 54 ms on a K80, a 53% cut)\n",
             tables.to_markdown(fig2, 2),
         ]
-    reference = REFERENCE_DIR / "seed000_table1_cityscapes.csv"
-    if reference.exists():
+    paper = _paper_runs(dataset_name)
+    if paper is not None:
+        csv_name, title, paper_dataset = tables.SEED_TABLES[dataset_name]
+        beside = tables.paper_beside(df, paper)
+        written["paper_csv"] = out_dir / "paper_beside_measured.csv"
+        beside.to_csv(written["paper_csv"])
         sections += [
-            "\n## Paper: seed 000 Table 1 (Cityscapes, Tesla K80), for comparison\n",
-            tables.to_markdown(tables.paper_table(reference)),
+            f"\n## Measured beside the paper (seed 000 {title}, {paper_dataset}, Tesla K80)\n",
+            "Differences are measured - paper. Speed-up is over each side's own per-frame "
+            "model; absolute fps are not comparable across machines"
+            + (" (synthcity is read against the Cityscapes table: same shape, other data)."
+               if dataset_name == "synthcity" else "."),
+            "",
+            tables.to_markdown(beside),
+            f"\n## Paper: seed 000 {title} ({paper_dataset}, Tesla K80), as printed\n",
+            tables.to_markdown(tables.paper_table(REFERENCE_DIR / csv_name, paper_dataset)),
         ]
     written["table_md"] = out_dir / "table1.md"
     written["table_md"].write_text("\n".join(sections) + "\n")
@@ -81,8 +96,23 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         "per_offset": plots.per_offset(df),
         "breakdown": plots.breakdown(df),
     }
+    if paper is not None:
+        figures["curve_avg_vs_paper"] = plots.curve_vs_paper(df, paper, "miou_avg", "mIoU (avg.) (%)")
+        figures["curve_min_vs_paper"] = plots.curve_vs_paper(df, paper, "miou_min", "mIoU (min.) (%)")
     for name, figure in figures.items():
         written[name] = out_dir / f"{name}.png"
         figure.savefig(written[name], dpi=120)
         plt.close(figure)
     return written
+
+
+def _paper_runs(dataset_name: str) -> pd.DataFrame | None:
+    """The seed's rows for this dataset (None for a dataset the seed did not run)."""
+    if dataset_name not in tables.SEED_TABLES:
+        return None
+    csv_name, _, paper_dataset = tables.SEED_TABLES[dataset_name]
+    return tables.paper_runs(REFERENCE_DIR / csv_name, paper_dataset)
+
+
+def _seed_title(dataset_name: str) -> str:
+    return tables.SEED_TABLES.get(dataset_name, ("", "Table 1", ""))[1]

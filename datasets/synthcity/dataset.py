@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
-from vidbench.datasets.codec import X264_PARAMS, encode_h264
+from vidbench.datasets.codec import X264_PARAMS, encode_cost, encode_h264
 from vidbench.datasets.synthcity.render import CLASS_NAMES, render_snippet
 from vidbench.datasets.video import EncodedVideo
 
@@ -104,6 +104,12 @@ class SynthCity:
             manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
         return self.root
 
+    def preparation(self) -> dict:
+        """What encoding the cache cost (ms per frame, frames timed), for the records' context."""
+        manifest_path = self.root / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        return encode_cost(manifest.values())
+
     def _entry_intact(self, entry: dict | None) -> bool:
         if entry is None:
             return False
@@ -116,7 +122,7 @@ class SynthCity:
         snippet = render_snippet(seed, c.height, c.width, c.frames)
         self.root.mkdir(parents=True, exist_ok=True)
         video_path, labels_path = self.root / f"{name}.mp4", self.root / f"{name}_labels.npz"
-        encode_h264(snippet.frames, video_path, fps=c.fps, crf=c.crf)
+        encode_ms = encode_h264(snippet.frames, video_path, fps=c.fps, crf=c.crf)
         np.savez_compressed(labels_path, labels=snippet.labels)
         return {
             "video": video_path.name,
@@ -126,6 +132,7 @@ class SynthCity:
             "height": c.height,
             "width": c.width,
             "sha256": _sha256(video_path),
+            "encode_ms_per_frame": round(encode_ms, 3),
         }
 
     def split(self, name: str) -> list[EncodedVideo]:

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 from vidbench.api import DetectionTarget
 from vidbench.boxes import motion_iou
-from vidbench.datasets.codec import X264_PARAMS, encode_h264
+from vidbench.datasets.codec import X264_PARAMS, encode_cost, encode_h264
 from vidbench.datasets.detection_video import DetectionVideo, save_annotations
 from vidbench.datasets.synthobjects.world import CLASS_NAMES, render_clip
 
@@ -95,6 +95,12 @@ class SynthDet:
             manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
         return self.root
 
+    def preparation(self) -> dict:
+        """What encoding the cache cost (ms per frame, frames timed), for the records' context."""
+        manifest_path = self.root / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        return encode_cost(manifest.values())
+
     def _intact(self, entry: dict | None) -> bool:
         if entry is None:
             return False
@@ -115,7 +121,7 @@ class SynthDet:
         ]
         self.root.mkdir(parents=True, exist_ok=True)
         video, annotations = self.root / f"{name}.mp4", self.root / f"{name}_boxes.npz"
-        encode_h264(clip.frames, video, fps=c.fps, crf=c.crf)
+        encode_ms = encode_h264(clip.frames, video, fps=c.fps, crf=c.crf)
         save_annotations(annotations, targets)
         return {
             "video": video.name,
@@ -124,6 +130,8 @@ class SynthDet:
             "objects": int(sum(len(b) for b in clip.boxes)),
             "sha256": _sha256(video),
             "annotations_sha256": _sha256(annotations),
+            "frames": c.frames,
+            "encode_ms_per_frame": round(encode_ms, 3),
         }
 
     def split(self, name: str) -> list[DetectionVideo]:
