@@ -25,6 +25,7 @@ from vidbench.methods.adafocus import AdaFocus, AdaFocusConfig, StreamState, sol
 from vidbench.methods.adafocus_policies import choose_fixed
 from vidbench.methods.adafocus_train import TrainOptions, train_adafocus
 from vidbench.methods.recognition_data import TrainClips, clip_batch, train_clips
+from vidbench.methods.recognition_weights import load_backbone, weights_key
 
 Scale = Literal["toy", "paper"]
 PRESETS: dict[str, dict[str, Any]] = {
@@ -86,6 +87,8 @@ class AdaFocusOptions:
     epochs: int = 0  # 0 = the preset's epochs per stage
     batch: int = 16
     lr: float = 0.0  # 0 = the preset's
+    global_weights: str = ""  # torchvision ImageNet MobileNetV2 file for f_G (sec. 4.1)
+    local_weights: str = ""  # torchvision ImageNet ResNet file for f_L
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,12 @@ class AdaFocusMethod(Method):
         AdaFocus+'s threshold rho."""
         network = self._network(frame_size)
         model = AdaFocus(network)
-        key = {"network": asdict(network), "options": asdict(self.config), "seed": self.seed}
+        key = {
+            "network": asdict(network),
+            "options": asdict(self.config),
+            "init": weights_key(self.config.global_weights, self.config.local_weights),
+            "seed": self.seed,
+        }
         path = self.workspace.checkpoint(self.name, key, lambda out: self._train(model, out))
         saved = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["model"])
@@ -151,6 +159,10 @@ class AdaFocusMethod(Method):
         AdaFocus+ also solves rho."""
         clips = train_clips(self.workspace.train_videos())
         c = self.config
+        if c.global_weights:
+            load_backbone(model.global_cnn, c.global_weights, "mobilenet_v2")
+        if c.local_weights:
+            load_backbone(model.local_cnn.net, c.local_weights, "resnet")
         device = "cuda" if torch.cuda.is_available() else "cpu"
         options = train_options(
             c,

@@ -81,7 +81,8 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def _read(path: Path) -> Any:
+def read_weights(path: Path) -> Any:
+    """A weights file read with ``weights_only=True``, or a ValueError naming it."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
@@ -92,7 +93,8 @@ def _read(path: Path) -> Any:
         ) from error
 
 
-def _tensors(data: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
+def tensor_dict(data: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
+    """``data`` if it is a dict of tensors, else a ValueError naming ``path`` and ``what``."""
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise ValueError(f"{path}: expected {what} (a dict of tensors), got {type(data).__name__}.")
     return data
@@ -102,10 +104,10 @@ def load_torchvision_resnet(features: FeatureNetwork, path: Path) -> dict[str, A
     """A torchvision ``ResNet.state_dict()`` file into a ``stem=torchvision`` trunk."""
     if features.config.stem != "torchvision":
         raise ValueError(f"{path}: a torchvision ResNet needs stem=torchvision.")
-    data = _read(path)
+    data = read_weights(path)
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]
-    state = _tensors(data, path, "a torchvision ResNet state dict")
+    state = tensor_dict(data, path, "a torchvision ResNet state dict")
     return load_trunk(features, state, path, _UNUSED["torchvision"])
 
 
@@ -113,9 +115,9 @@ def load_mmseg_backbone(features: FeatureNetwork, path: Path) -> dict[str, Any]:
     """An mmsegmentation checkpoint's ResNetV1c backbone into a ``stem=deep`` trunk."""
     if features.config.stem != "deep":
         raise ValueError(f"{path}: mmsegmentation's ResNetV1c backbone needs stem=deep.")
-    data = _read(path)
+    data = read_weights(path)
     state = data.get("state_dict", data) if isinstance(data, dict) else data
-    state = _tensors(state, path, "an mmsegmentation checkpoint's state_dict")
+    state = tensor_dict(state, path, "an mmsegmentation checkpoint's state_dict")
     if not any(key.startswith(_MMSEG_BACKBONE) for key in state):
         raise ValueError(f"{path}: no 'backbone.*' tensors; is it an mmsegmentation checkpoint?")
     renamed = {k.removeprefix(_MMSEG_BACKBONE): v for k, v in state.items()}

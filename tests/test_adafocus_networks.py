@@ -282,3 +282,27 @@ def test_fig6_baselines(baseline: type) -> None:
 def test_baseline_gmacs_are_resnet50_per_frame() -> None:
     model = FrameAverage(BaselineConfig(num_classes=200))
     assert video_gmacs(model, 2) == pytest.approx(2 * 4.11, rel=0.01)
+
+
+def test_imagenet_weights_files_load_into_f_g_and_f_l(tmp_path) -> None:
+    """torchvision classifier files (here random, in the ImageNet files' layout) initialise
+    f_G and f_L strictly; the classifier layers are dropped; a wrong architecture is refused."""
+    from torchvision.models import mobilenet_v2, resnet18, resnet34
+    from vidbench.methods.adafocus import global_cnn, local_backbone
+    from vidbench.methods.recognition_weights import load_backbone
+
+    torch.manual_seed(0)
+    mobile, resnet = mobilenet_v2(width_mult=0.5), resnet18()
+    torch.save(mobile.state_dict(), tmp_path / "mobilenet.pth")
+    torch.save(resnet.state_dict(), tmp_path / "resnet18.pth")
+    torch.save(resnet34().state_dict(), tmp_path / "resnet34.pth")
+    f_g, (f_l, _) = global_cnn(0.5), local_backbone("resnet18")
+    assert load_backbone(f_g, tmp_path / "mobilenet.pth", "mobilenet_v2") == len(f_g.state_dict())
+    assert load_backbone(f_l, tmp_path / "resnet18.pth", "resnet") == len(f_l.state_dict())
+    for ours, theirs in ((f_g, mobile.features), (f_l.layer4, resnet.layer4)):
+        for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()):
+            assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="resnet34.pth: does not fit the resnet backbone"):
+        load_backbone(f_l, tmp_path / "resnet34.pth", "resnet")
+    with pytest.raises(ValueError, match="nothing.pth: weights file not found"):
+        load_backbone(f_l, tmp_path / "nothing.pth", "resnet")

@@ -126,7 +126,12 @@ def test_stage_two_ppo_raises_the_reward(warm_model: AdaFocus) -> None:
     frozen = _state(model.local_cnn)
     model, logs = train_policy(model, toy_batches(64), options(stage_epochs=(0, 8, 0)))
     rewards = logs["reward"]
-    assert sum(rewards[-2:]) / 2 > sum(rewards[:2]) / 2 + 0.02, rewards
+    # a rising trend, judged by rank (scale-free: the reward's size moves with the torch build):
+    # Spearman's rho over the 8 epochs > 0.7 happens by chance about 3% of the time
+    ranks = torch.tensor(rewards).argsort().argsort().double()
+    epochs = torch.arange(len(rewards), dtype=torch.double)
+    rho = torch.corrcoef(torch.stack([ranks, epochs]))[0, 1]
+    assert rho > 0.7 and sum(rewards[-2:]) > sum(rewards[:2]), (float(rho), rewards)
     assert all(torch.equal(frozen[k], v) for k, v in model.local_cnn.state_dict().items())
 
 
