@@ -7,9 +7,10 @@ the sampled count. R-FCN labels every proposal (plus the ground-truth boxes) by 
 an object, scores all of them and keeps the ``ohem_rois`` hardest per image (OHEM); the loss is
 cross-entropy over C+1 classes plus smooth-L1 on the class-agnostic deltas of positives.
 
-Recipe deviation: DFF fine-tunes ImageNet weights with SGD (lr 2.5e-4, 2 epochs, 4 GPUs). Here
-the network is trained from scratch, so AdamW with a one-cycle schedule and gradient clipping
-(as mmtracking's DFF clips at 35) replaces it; horizontal flips as DFF's ``FLIP``. Anchors
+Recipe: DFF fine-tunes ImageNet weights with SGD (lr 2.5e-4, 2 epochs, 4 GPUs), which
+``DetectorTrainConfig.paper()`` is (``rfcn:recipe=paper``, on a GPU when there is one). By
+default the network is trained from scratch on a CPU, so AdamW with a one-cycle schedule and
+gradient clipping (as mmtracking's DFF clips at 35) replaces it; horizontal flips as DFF's ``FLIP``. Anchors
 that cross the image border take part in the RPN loss (torchvision's convention; DFF's anchor
 loader drops them), which matters on small frames where most anchors cross it.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, Literal
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +36,45 @@ LOSS_NAMES = ("rpn_objectness", "rpn_box", "rfcn_class", "rfcn_box")
 
 @dataclass(frozen=True)
 class DetectorTrainConfig:
-    """Optimiser settings of ``train_detector`` (CPU-sized; see the module docstring)."""
+    """Optimiser settings of ``train_detector``: the CPU-sized default (AdamW, one-cycle; see
+    the module docstring) or ``paper()``, DFF's / seed 001's SGD (lr 2.5e-4 -> 2.5e-5)."""
 
     batch_size: int = 4
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    clip_grad_norm: float = 10.0
+    clip_grad_norm: float = 10.0  # 0: no clipping
     flip: bool = True
+    optimiser: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = 0.9  # SGD only
+    lr_decay_at: float = 2 / 3  # SGD only: lr x 0.1 after this fraction of the steps
+
+    @classmethod
+    def paper(cls) -> DetectorTrainConfig:
+        """Seed 001 sec. 4.1 / DFF: SGD, lr 2.5e-4 dropped to 2.5e-5 (after 1.333 of DFF's 2
+        epochs), momentum 0.9, weight decay 5e-4, one image per GPU on 4 GPUs, no clipping."""
+        return cls(lr=2.5e-4, weight_decay=5e-4, clip_grad_norm=0.0, optimiser="sgd")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, leaving out the SGD ones while AdamW is used (so keys made before the
+        SGD recipe existed stay the same)."""
+        data = asdict(self)
+        if self.optimiser == "adamw":
+            for name in ("optimiser", "momentum", "lr_decay_at"):
+                data.pop(name)
+        return data
+
+    def optimiser_for(
+        self, parameters: Any, steps: int
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """The optimiser and its per-step schedule."""
+        if self.optimiser == "sgd":
+            sgd = torch.optim.SGD(
+                parameters, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+            )
+            drop = max(1, int(round(steps * self.lr_decay_at)))
+            return sgd, torch.optim.lr_scheduler.MultiStepLR(sgd, [drop], gamma=0.1)
+        adamw = torch.optim.AdamW(parameters, lr=self.lr, weight_decay=self.weight_decay)
+        return adamw, torch.optim.lr_scheduler.OneCycleLR(adamw, self.lr, total_steps=steps)
 
 
 @dataclass(frozen=True)
@@ -206,6 +240,7 @@ def train_detector(
     seed: int,
     path: Path,
     train: DetectorTrainConfig = DetectorTrainConfig(),
+    device: str = "cpu",
 ) -> list[dict[str, float]]:
     """Train a detector from scratch on (image (3,H,W) in [0,1], target) samples drawn at
     random with ``seed``; save the checkpoint (weights, config, recipe, loss curve) at ``path``
@@ -216,29 +251,27 @@ def train_detector(
         raise ValueError(f"train_detector: steps must be >= 1, got {steps}.")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    detector = Detector(config).train()
-    optimiser = torch.optim.AdamW(
-        detector.parameters(), lr=train.lr, weight_decay=train.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, train.lr, total_steps=steps)
+    detector = Detector(config).train().to(device)
+    optimiser, schedule = train.optimiser_for(detector.parameters(), steps)
     curve = []
     for _ in tqdm(range(steps), desc="train R-FCN", unit="step", leave=False):
         indices = rng.integers(len(samples), size=train.batch_size)
         flips = rng.random(train.batch_size) < 0.5 if train.flip else np.zeros(len(indices))
         images, targets = _batch(samples, indices, flips)
-        losses = detection_losses(detector, images, targets)
+        losses = detection_losses(detector, images.to(device), targets)
         total = sum(losses.values())
         optimiser.zero_grad()
         total.backward()
-        torch.nn.utils.clip_grad_norm_(detector.parameters(), train.clip_grad_norm)
+        if train.clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(detector.parameters(), train.clip_grad_norm)
         optimiser.step()
         schedule.step()
         curve.append({"total": total.item(), **{k: v.item() for k, v in losses.items()}})
     torch.save(
         {
-            "state_dict": detector.state_dict(),
+            "state_dict": detector.cpu().state_dict(),
             "config": config.to_dict(),
-            "train_config": asdict(train),
+            "train_config": train.to_dict(),
             "steps": steps,
             "seed": seed,
             "losses": curve,
@@ -278,10 +311,11 @@ def train_detector_on_videos(
     seed: int,
     path: Path,
     train: DetectorTrainConfig = DetectorTrainConfig(),
+    device: str = "cpu",
 ) -> list[dict[str, float]]:
     """``train_detector`` on every labelled frame of box-annotated videos
     (vidbench.datasets.detection_video.DetectionVideo)."""
-    return train_detector(VideoSamples(videos), config, steps, seed, path, train)
+    return train_detector(VideoSamples(videos), config, steps, seed, path, train, device)
 
 
 def load_detector(path: Path) -> Detector:
@@ -293,20 +327,25 @@ def load_detector(path: Path) -> Detector:
 
 
 def trained_detector(
-    workspace: Workspace, config: DetectorConfig, steps: int, train: DetectorTrainConfig
+    workspace: Workspace,
+    config: DetectorConfig,
+    steps: int,
+    train: DetectorTrainConfig,
+    device: str = "cpu",
 ) -> Detector:
-    """The per-frame detector for the workspace's dataset, trained once and cached."""
+    """The per-frame detector for the workspace's dataset, trained once (on ``device``, which
+    is not part of the key) and cached."""
     if config.num_classes != workspace.num_classes:
         raise ValueError(
             f"trained_detector: config has {config.num_classes} classes, the workspace's "
             f"dataset {workspace.num_classes}."
         )
-    key = {"net": config.to_dict(), "train": asdict(train), "steps": steps, "seed": workspace.seed}
+    key = {"net": config.to_dict(), "train": train.to_dict(), "steps": steps, "seed": workspace.seed}
     path = workspace.checkpoint(
         "rfcn-detector",
         key,
         lambda out: train_detector_on_videos(
-            workspace.train_videos(), config, steps, workspace.seed, out, train
+            workspace.train_videos(), config, steps, workspace.seed, out, train, device
         ),
     )
     return load_detector(path)

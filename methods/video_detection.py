@@ -25,7 +25,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -50,6 +50,20 @@ class DetectionConfig:
     feature_channels: int = 256
     dcn: bool = False
     train_steps: int = 500
+    recipe: Literal["cpu", "paper"] = "cpu"  # paper: SGD lr 2.5e-4 -> 2.5e-5 (sec. 4.1)
+    train_device: str = "auto"  # auto: the paper recipe on CUDA when there is one
+
+    def train_config(self) -> DetectorTrainConfig:
+        return DetectorTrainConfig.paper() if self.recipe == "paper" else DetectorTrainConfig()
+
+    def device(self) -> str:
+        """Where the detector trains (not part of its checkpoint key)."""
+        if self.train_device == "auto":
+            on_gpu = self.recipe == "paper" and torch.cuda.is_available()
+            return "cuda" if on_gpu else "cpu"
+        if self.train_device != "cpu" and not torch.cuda.is_available():
+            raise ValueError(f"train_device={self.train_device}: this machine has no CUDA device.")
+        return self.train_device
 
     def detector(self, num_classes: int) -> DetectorConfig:
         layers = tuple(int(part) for part in self.layers.split("-"))
@@ -80,7 +94,8 @@ class DetectionMethod(Method):
             workspace,
             config.detector(workspace.num_classes),
             config.train_steps,
-            DetectorTrainConfig(),
+            config.train_config(),
+            config.device(),
         )
         for parameter in self.net.parameters():
             parameter.requires_grad_(False)
@@ -91,7 +106,11 @@ class DetectionMethod(Method):
 
     def detector_key(self) -> dict[str, Any]:
         """What identifies the shared detector (its checkpoints also key on the dataset)."""
-        return {"net": self.net.config.to_dict(), "steps": self.config.train_steps}
+        return {
+            "net": self.net.config.to_dict(),
+            "steps": self.config.train_steps,
+            "train": self.config.train_config().to_dict(),
+        }
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"feature": self.net.features, "task": self.net.task}

@@ -25,6 +25,7 @@ from vidbench.methods.rfcn import (
 )
 from vidbench.methods.rfcn_cost import gmacs_per_frame, parameter_breakdown
 from vidbench.methods.rfcn_train import (
+    DetectorTrainConfig,
     VideoSamples,
     detection_losses,
     feature_losses,
@@ -203,6 +204,27 @@ def test_training_and_outputs_are_deterministic(
     assert runs[0] == runs[1] and runs[0] != runs[2]
     weights = [torch.load(tmp_path / f"{i}.pt", weights_only=True)["state_dict"] for i in (0, 1)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_paper_sgd_recipe_runs_at_toy_scale(videos: list[DetectionVideo], tmp_path: Path) -> None:
+    """Seed 001 / DFF's recipe: SGD at 2.5e-4, dropped tenfold after 2/3 of the steps; the
+    default recipe's key and checkpoint keep their pre-SGD fields."""
+    paper = DetectorTrainConfig.paper()
+    detector = torch.nn.Linear(2, 2)
+    optimiser, schedule = paper.optimiser_for(detector.parameters(), 6)
+    rates = []
+    for _ in range(6):
+        rates.append(optimiser.param_groups[0]["lr"])
+        optimiser.step()
+        schedule.step()
+    assert isinstance(optimiser, torch.optim.SGD) and optimiser.defaults["momentum"] == 0.9
+    assert rates == pytest.approx([2.5e-4] * 4 + [2.5e-5] * 2)
+    curve = train_detector(VideoSamples(videos[:1]), CONFIG, 3, 0, tmp_path / "sgd.pt", paper)
+    saved = torch.load(tmp_path / "sgd.pt", weights_only=True)
+    assert len(curve) == 3 and saved["train_config"]["optimiser"] == "sgd"
+    assert set(DetectorTrainConfig().to_dict()) == {
+        "batch_size", "lr", "weight_decay", "clip_grad_norm", "flip"
+    }  # fmt: skip
 
 
 def test_losses_without_objects_and_with_bad_labels() -> None:
