@@ -26,6 +26,7 @@ from vidbench.api import Frame, Method, SegmentationPrediction, VideoInfo, Video
 from vidbench.methods.deeplab import OUTPUT_STRIDE, NetConfig, SegmentationNetwork, Stem
 from vidbench.methods.motion_sources import regrid
 from vidbench.methods.seg_weights import InitWeights
+from vidbench.methods.training_device import training_device
 from vidbench.methods.warp import warp
 
 IGNORE_INDEX = 255
@@ -350,12 +351,7 @@ class SegmentationConfig:
 
     def device(self) -> str:
         """Where training runs (``train_device`` resolved)."""
-        if self.train_device == "auto":
-            paper_on_gpu = self.recipe == "paper" and torch.cuda.is_available()
-            return "cuda" if paper_on_gpu else "cpu"
-        if self.train_device != "cpu" and not torch.cuda.is_available():
-            raise ValueError(f"train_device={self.train_device}: this machine has no CUDA device.")
-        return self.train_device
+        return training_device(self.train_device, self.recipe)
 
 
 class SegmentationMethod(Method):

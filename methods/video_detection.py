@@ -36,6 +36,7 @@ from vidbench.methods.motion_sources import regrid
 from vidbench.methods.psla import PSLAConfig, PSLAFramework, PSLAOptions
 from vidbench.methods.rfcn import FEATURE_STRIDE, Detector, DetectorConfig
 from vidbench.methods.rfcn_train import DetectorTrainConfig, feature_losses, trained_detector
+from vidbench.methods.training_device import training_device
 from vidbench.methods.warp import warp
 
 
@@ -58,12 +59,7 @@ class DetectionConfig:
 
     def device(self) -> str:
         """Where the detector trains (not part of its checkpoint key)."""
-        if self.train_device == "auto":
-            on_gpu = self.recipe == "paper" and torch.cuda.is_available()
-            return "cuda" if on_gpu else "cpu"
-        if self.train_device != "cpu" and not torch.cuda.is_available():
-            raise ValueError(f"train_device={self.train_device}: this machine has no CUDA device.")
-        return self.train_device
+        return training_device(self.train_device, self.recipe)
 
     def detector(self, num_classes: int) -> DetectorConfig:
         layers = tuple(int(part) for part in self.layers.split("-"))
