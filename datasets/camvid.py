@@ -257,9 +257,8 @@ class CamVid:
         return SnippetCache(folder, cache_header(self.config, LOADER_VERSION))
 
     def describe(self) -> dict:
-        """Identity for records: config, fingerprint, encoder, snippet shape, the per-sequence
-        alignment check and the encode cost."""
-        manifest = self.cache.manifest()
+        """Identity for records: config, fingerprint, encoder, snippet shape and the
+        per-sequence alignment check (the encode cost goes to ``preparation``)."""
         return {
             "name": self.name,
             "config": asdict(self.config),
@@ -270,8 +269,7 @@ class CamVid:
                 "future_frames": self.config.future_frames,
             },
             "resolution": f"label resolution x {self.config.scale}",
-            "alignment": manifest.get("alignment", {}),
-            **encode_cost(manifest["entries"].values()),
+            "alignment": self.cache.manifest().get("alignment", {}),
         }
 
     def preparation(self) -> dict:

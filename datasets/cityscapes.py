@@ -408,14 +408,14 @@ class Cityscapes:
         return SnippetCache(folder, cache_header(self.config, LOADER_VERSION))
 
     def describe(self) -> dict:
-        """Identity for records: config, fingerprint, encoder, snippet shape, encode cost."""
+        """Identity for records: config, fingerprint, encoder, snippet shape (the encode cost,
+        which varies run to run, goes to ``preparation``, outside the identity)."""
         return {
             "name": self.name,
             "config": asdict(self.config),
             "fingerprint": self.fingerprint(),
             "encoder": encoder_settings(self.config.crf),
             "snippet": {"frames_before": FRAMES_BEFORE, "frames_after": FRAMES_AFTER},
-            **self.preparation(),
         }
 
     def preparation(self) -> dict:
