@@ -8,7 +8,7 @@ TABLE5 := adafocus:policy=random,adafocus:policy=central,adafocus:policy=gaussia
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 SEED_NET := layers=3-4-23-3:width=64:expansion=4:deformable=true:recipe=paper
-.PHONY: reproduce-cityscapes reproduce-camvid reproduce-synthcity-paper-scale setup demo demo-segmentation demo-segmentation-full demo-detection demo-detection-full demo-recognition demo-recognition-full test regress report motion clean
+.PHONY: reproduce-cityscapes reproduce-camvid reproduce-synthcity-paper-scale setup demo demo-segmentation demo-segmentation-full demo-detection demo-detection-full demo-detection-fig6 demo-recognition demo-recognition-full test regress report motion clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -39,6 +39,16 @@ demo-detection-full: demo-detection
 		--methods dff,psla,psla:setting=a,psla:setting=b,$(ABLATIONS)
 	$(BENCH) compare --task detection --methods dff,psla:setting=a \
 		--intervals 15,25,35 --speed-videos 2 --speed-rounds 3
+
+# seed 001 Fig. 6: PSLA (a), (c), MatchTrans S and DensePSLA S at d = 2..5 and Nonlocal S, each at
+# l = 5, 10, 20; one panel per d in reports/synthdet/detection_fig6.png (about 25 min on 2 cores).
+comma := ,
+space := $(subst ,, )
+FIG6 := $(foreach d,2 3 4 5,psla:setting=a:d=$(d) psla:d=$(d) psla:attention=matchtrans:setting=S:d=$(d) \
+	psla:attention=dense-psla:setting=S:d=$(d)) psla:attention=nonlocal:setting=S
+demo-detection-fig6: demo-detection
+	$(BENCH) compare --task detection --intervals 5,10,20 --speed-videos 1 --speed-rounds 2 \
+		--methods $(subst $(space),$(comma),$(strip $(FIG6)))
 
 # seed 002 on a small synthaction (8 frames at 96x96): learned policy vs random, AdaFocus+, TSM+
 # against AdaFocus-TSM (the stream/offline ratios); the full-size run is demo-recognition-full.

@@ -3,10 +3,17 @@
 A record is a dict with ``record_id`` (a hash of what identifies the run), ``kind``
 (``accuracy`` or ``speed``), what produced it and what it measured. Appends are flushed and
 synced line by line, so an interrupted run loses at most the record in flight.
+
+An accuracy record's evaluator ``state`` (what metrics are recomputed and shards merged from:
+megabytes of scored boxes for detection) goes to a gzipped JSON sidecar in ``<stem>.states/``,
+named by record id and content hash and written before the line that points to it; the line
+keeps ``{"sidecar": name, "sha256": ...}`` and ``Store.state`` reads it back. Reports and the
+gate read metrics only, so the record file stays small.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -58,14 +65,52 @@ class Store:
     def ids(self) -> set[str]:
         return {record["record_id"] for record in self.records()}
 
+    def states_dir(self) -> Path:
+        return self.path.with_suffix(".states")
+
     def append(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if "state" in record:
+            record = {**record, "state": self._write_state(record["record_id"], record["state"])}
         line = json.dumps({"schema_version": SCHEMA_VERSION, **record}, sort_keys=True)
         self._drop_torn_tail()
         with self.path.open("a") as handle:
             handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+    def _write_state(self, rid: str, state: Any) -> dict[str, str]:
+        """Write ``state`` to its sidecar (atomically: a temporary file renamed) -> the reference."""
+        data = json.dumps(state, sort_keys=True).encode()
+        sha = hashlib.sha256(data).hexdigest()
+        name = f"{rid}-{sha[:16]}.json.gz"
+        folder = self.states_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / name).exists():
+            partial = folder / f"{name}.tmp"
+            with partial.open("wb") as handle:
+                handle.write(gzip.compress(data, compresslevel=6, mtime=0))
+                handle.flush()
+                os.fsync(handle.fileno())
+            partial.replace(folder / name)
+        return {"sidecar": name, "sha256": sha}
+
+    def state(self, record: dict[str, Any]) -> Any:
+        """The evaluator state of ``record``: read from its sidecar (checked against the hash
+        the record holds) or, for records written before sidecars, the inline value."""
+        if "state" not in record:
+            raise StoreError(f"{self.path}: record {record.get('record_id')} has no evaluator state.")
+        reference = record["state"]
+        if not (isinstance(reference, dict) and set(reference) == {"sidecar", "sha256"}):
+            return reference
+        path = self.states_dir() / reference["sidecar"]
+        try:
+            data = gzip.decompress(path.read_bytes())
+        except (OSError, EOFError) as error:
+            raise StoreError(f"{path}: cannot read the evaluator state ({error}).") from error
+        if hashlib.sha256(data).hexdigest() != reference["sha256"]:
+            raise StoreError(f"{path}: content does not match the sha256 its record holds.")
+        return json.loads(data)
 
     def _drop_torn_tail(self) -> None:
         """Cut a last line left unfinished by an interrupted append, so it stays the last."""

@@ -27,7 +27,10 @@ Choices the paper leaves open (documented, not measured against anything):
   the high-level space, and with C_l = C_h = 1024 the parameter count is the same either way).
 - ReLU after every convolution except the fusion weights' last (the softmax input); the
   Transform Net's output is ReLU'd like the post-ReLU R-FCN feature it approximates.
-- The Transform Net's reduced width (unstated) is 256, like its first 3x3 layer.
+- The Transform Net's reduced width is unstated; 64 is read off Table 3's parameter count:
+  PSLA (a) 62.7 M - R-FCN 59.6 M = 3.1 M = f and g (0.52 M) + the 3x3 256 -> 1024 conv
+  (2.36 M) + 3328 r + 256 for the reduction (1x1 1024 -> r, 3x3 r -> 256), so r = 64 gives
+  3.10 M (256 would give 3.74 M). ``python -m vidbench.methods.paper_parameters`` shows all.
 - RFU and DenseFT share one alignment module (f, g) by default (``share_attention``): the
   paper does not say, and separate embeddings would take the parameter count further from
   Table 1's (see ``tests/test_psla.py``, which prints the counts).
@@ -50,10 +53,13 @@ from vidbench.methods.psla_attention import (
 
 HIGH_CHANNELS = 1024  # R-FCN's feature (conv on res5, as in DFF); Transform Net's last layer
 LOW_CHANNELS = 1024  # ResNet-101 res4b3 output
-TRANSFORM_REDUCED = 256
+TRANSFORM_REDUCED = 64  # unstated; fits Table 3's count (see above)
 FUSION_REDUCED = 256  # Fig. 4: 1x1 conv to 256 channels
 FUSION_HIDDEN = 16  # Fig. 4: then 3x3 convs with 16 and 2 filters
 VARIANTS = ("S", "F")
+# the parts of the per-frame network (``.features`` = N_f, ``.task`` = N_t) that PSLA's training
+# updates beside its own modules, by the ``joint`` option
+JOINT = {"none": (), "task": ("task",), "all": ("features", "task")}
 
 
 def _conv_relu(cin: int, cout: int, kernel: int) -> list[nn.Module]:
@@ -254,8 +260,12 @@ class PSLAFramework(nn.Module):
 @dataclass(frozen=True)
 class PSLAOptions:
     """A method's PSLA options: ``attention`` kind, ``setting`` a / b / c (Table 5) or S / F
-    (Table 2 ablations), max displacement ``d``, embedding and Transform-Net widths (256 / 256
-    in the paper, at 1024 feature channels) and the CPU-sized training recipe (sec. 4.1)."""
+    (Table 2 ablations), max displacement ``d``, embedding and Transform-Net widths (256 / 64
+    in the paper, at 1024 feature channels) and the CPU-sized training recipe (sec. 4.1).
+
+    ``joint`` says which parts of the pre-trained per-frame network train with PSLA's modules:
+    ``none`` (it stays frozen and shared with the other methods), ``task`` (N_t) or ``all``
+    (N_f, hence N_l, and N_t: the paper's end-to-end training, sec. 3.5), at ``joint_lr``."""
 
     attention: str = "psla"
     setting: str = "c"
@@ -266,14 +276,29 @@ class PSLAOptions:
     psla_lr: float = 1e-3
     psla_batch: int = 4
     train_interval: int = 10
+    joint: str = "none"
+    joint_lr: float = 1e-4
 
     def __post_init__(self) -> None:
+        if self.joint not in JOINT:
+            raise ValueError(f"joint '{self.joint}'; allowed: {', '.join(JOINT)}")
+        if self.joint_lr <= 0:
+            raise ValueError(f"joint_lr must be > 0, got {self.joint_lr}")
         if self.attention not in ATTENTION_KINDS:
             raise ValueError(f"attention '{self.attention}'; allowed: {', '.join(ATTENTION_KINDS)}")
         if self.setting not in ("a", "b", "c", *VARIANTS):
             raise ValueError(f"setting '{self.setting}'; allowed: a, b, c, S, F")
         if self.setting in "abc" and self.attention != "psla":
             raise ValueError("settings a, b, c are PSLA's; give S or F for the ablation kinds")
+
+    def recipe_key(self) -> dict[str, object]:
+        """The training options a checkpoint of PSLA's modules depends on."""
+        names = ["psla_steps", "psla_lr", "psla_batch", "train_interval", "joint"]
+        return {name: getattr(self, name) for name in names + ["joint_lr"] * (self.joint != "none")}
+
+    def joint_parts(self, net: nn.Module) -> dict[str, nn.Module]:
+        """The parts of ``net`` (with ``.features`` and ``.task``) trained with PSLA's modules."""
+        return {name: getattr(net, name) for name in JOINT[self.joint]}
 
     def psla_config(self, channels: int, low_channels: int) -> PSLAConfig:
         """The framework configuration for features of ``channels`` (N_f) and ``low_channels``

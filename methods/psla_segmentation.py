@@ -6,7 +6,8 @@ its low part (through res4, the analogue of res4b3 for the small network), the T
 PSLA from F_t and the Quality Net, then the DeepLab task network. Under ``rotating-offset@v1``
 keys precede their frames, so a frame uses the latest key. Training follows sec. 4.1's sampling
 (vidbench.methods.video_detection.train_psla_modules) with the cross-entropy of the labelled
-non-key frame; the DeepLab network stays frozen (shared with frame / prop-* / interp-mv).
+non-key frame; the DeepLab network stays frozen (shared with frame / prop-* / interp-mv) unless
+``joint`` trains its task network or all of it with PSLA's modules.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from vidbench.api import Frame, SegmentationPrediction, VideoInfo, Workspace
 from vidbench.methods.deeplab import SegmentationNetwork
 from vidbench.methods.feature_reuse import IGNORE_INDEX, SegmentationConfig, SegmentationMethod
 from vidbench.methods.psla import PSLAConfig, PSLAFramework, PSLAOptions
-from vidbench.methods.video_detection import train_psla_modules
+from vidbench.methods.video_detection import load_psla, train_psla_modules
 
 LOW_LAYERS = 7  # stem, layer1, layer2, layer3 of the DeepLab trunk: N_l ends after res4
 
@@ -51,11 +52,10 @@ class PSLASegmentation(SegmentationMethod):
         for parameter in self.net.parameters():
             parameter.requires_grad_(False)
         framework_config = config.framework(self.net)
-        recipe = ("psla_steps", "psla_lr", "psla_batch", "train_interval")
         key = {
             "segmentation": self.net_key,  # the network it is trained on, recipe and init
             "framework": asdict(framework_config),
-            "recipe": {k: getattr(config, k) for k in recipe},
+            "recipe": config.recipe_key(),
             "seed": workspace.seed,
         }
         net = self.net
@@ -76,11 +76,11 @@ class PSLASegmentation(SegmentationMethod):
                 config,
                 workspace.seed,
                 out,
+                config.joint_parts(net),
             ),
         )
         self.framework = PSLAFramework(framework_config)
-        self.framework.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        self.framework.eval()
+        load_psla(path, self.framework, self.net)
 
     def start(self, video: VideoInfo) -> None:
         super().start(video)

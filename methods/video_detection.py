@@ -14,21 +14,25 @@ it (DFF used Flying Chairs), else on OpenCV DIS flow of the training videos, the
 the detection loss on a current frame and a key from the preceding ``train_interval`` frames.
 PSLA trains its modules with the paper's sampling: a labelled non-key frame i and two keys
 k1 in [i - l, i - l/2] and k2 in [i - l/2, i + l/2]; F_t is built from k1 then updated by k2 (RFU),
-and the loss is the detection loss of frame i only. Deviation (as landed prop-flow): the
-detector (N_f, N_t) stays frozen while DFF's flow network and PSLA's modules are trained, where
-the paper trains everything end to end from ImageNet weights.
+and the loss is the detection loss of frame i only. Deviation (as landed prop-flow): by default
+the detector (N_f, N_t) stays frozen while DFF's flow network and PSLA's modules are trained,
+where the paper trains everything end to end from ImageNet weights. ``psla:joint=task|all``
+trains N_t, or N_f and N_t, with PSLA's modules (from the per-frame detector, BatchNorm
+statistics fixed); under the paper's sampling nothing supervises the RFU output that key frames
+feed to N_t, and on synthdet that is what breaks (README, Detection).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 from vidbench.api import DetectionPrediction, Frame, Method, VideoInfo, VideoSource, Workspace
 from vidbench.methods.flownet import FlowNetSimple, FlowTrainConfig, compose_backward
@@ -265,11 +269,10 @@ class PSLA(KeyedPropagation):
     def __init__(self, config: PSLAMethodConfig, workspace: Workspace) -> None:
         super().__init__(config, workspace)
         framework_config = config.framework(self.net.config)
-        recipe = {k: getattr(config, k) for k in ("psla_steps", "psla_lr", "psla_batch")}
         key = {
             "detector": self.detector_key(),
             "framework": asdict(framework_config),
-            "recipe": {**recipe, "train_interval": config.train_interval},
+            "recipe": config.recipe_key(),
             "seed": workspace.seed,
         }
         path = workspace.checkpoint(
@@ -280,8 +283,7 @@ class PSLA(KeyedPropagation):
             ),
         )
         self.framework = PSLAFramework(framework_config)
-        self.framework.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        self.framework.eval()
+        load_psla(path, self.framework, self.net)
         self.temporal: torch.Tensor | None = None
 
     def start(self, video: VideoInfo) -> None:
@@ -411,7 +413,8 @@ def train_psla(
     seed: int,
     path: Path,
 ) -> None:
-    """PSLA's modules trained through the frozen detector with the paper's sampling."""
+    """PSLA's modules trained with the paper's sampling through the detector, whose
+    ``config.joint`` parts train with them."""
 
     def loss(features: torch.Tensor, images: torch.Tensor, targets: list) -> torch.Tensor:
         size = (images.shape[-2], images.shape[-1])
@@ -424,6 +427,7 @@ def train_psla(
         config,
         seed,
         path,
+        config.joint_parts(detector),
     )
 
 
@@ -434,15 +438,24 @@ def train_psla_modules(
     config: Any,
     seed: int,
     path: Path,
+    joint: Mapping[str, nn.Module] | None = None,
 ) -> None:
-    """The paper's PSLA training (sec. 4.1) around any frozen network: ``network`` is
+    """The paper's PSLA training (sec. 4.1) around a per-frame network: ``network`` is
     (N_f, N_l, loss(features, images, targets)); ``config`` has psla_steps, psla_lr,
-    psla_batch and train_interval. Keys k1, k2 build F_t (RFU), frame i is scored."""
+    psla_batch, train_interval and joint_lr. Keys k1, k2 build F_t (RFU), frame i is scored.
+    ``joint`` names the network's parts trained too (at ``joint_lr``; "features" lets the
+    gradient reach N_f and N_l); the rest stays frozen and BatchNorm keeps its statistics.
+    Saves {"framework": PSLA's state, "network": {name: that part's state}}."""
     high, low_level, loss = network
+    joint = dict(joint or {})
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     framework.train()
-    optimiser = torch.optim.Adam(framework.parameters(), lr=config.psla_lr)
+    groups = [{"params": list(framework.parameters()), "lr": config.psla_lr}]
+    for part in joint.values():
+        part.requires_grad_(True)
+        groups.append({"params": list(part.parameters()), "lr": config.joint_lr})
+    optimiser = torch.optim.Adam(groups)
     for _ in tqdm(range(config.psla_steps), desc="psla: train", unit="step"):
         currents, first, second, targets = [], [], [], []
         for _ in range(config.psla_batch):
@@ -453,11 +466,25 @@ def train_psla_modules(
             second.append(video.frame(k2).image)
             targets.append(video.label(current))
         images = torch.stack(currents)
-        with torch.no_grad():
+        with torch.set_grad_enabled("features" in joint):
             low = low_level(images)
             high_k1 = high(torch.stack(first))
             high_k2 = high(torch.stack(second))
         temporal = framework.key_frame(high_k2, framework.key_frame(high_k1))
         features = framework.non_key_frame(low, temporal)
         _descend(optimiser, loss(features, images, targets))
-    torch.save(framework.state_dict(), path)
+    for part in joint.values():
+        part.requires_grad_(False)
+    states = {name: part.state_dict() for name, part in joint.items()}
+    torch.save({"framework": framework.state_dict(), "network": states}, path)
+
+
+def load_psla(path: Path, framework: PSLAFramework, net: nn.Module) -> None:
+    """Load what ``train_psla_modules`` saved into ``framework`` and the parts of ``net`` it
+    trained jointly; both end in eval mode."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    framework.load_state_dict(state["framework"])
+    for name, part in state["network"].items():
+        getattr(net, name).load_state_dict(part)
+    framework.eval()
+    net.eval()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from vidbench.protocols import FIXED_KEY, FIXED_KEY_STREAM
 
-from vidbench.report.detection import paper_name, render, runs, table3, table4
+from vidbench.report.detection import fig6, paper_name, render, runs, table3, table4
 
 
 def record(method: str, config: dict, interval: int, kind: str, value: float) -> dict:
@@ -55,6 +55,7 @@ def test_paper_names_follow_the_tables() -> None:
     assert paper_name("psla", {"attention": "psla", "setting": "S"}) == "PSLA (a)"
     assert paper_name("psla", {"attention": "dense-psla", "setting": "F"}) == "DensePSLA F"
     assert paper_name("dff", {}) == "DFF"
+    assert paper_name("psla", {"setting": "c", "joint": "all"}) == "PSLA (c), joint=all"
 
 
 def test_runs_join_accuracy_and_speed_with_speedup_over_rfcn() -> None:
@@ -80,3 +81,26 @@ def test_render_writes_tables_and_the_curve(tmp_path: Path) -> None:
     text = written["detection_md"].read_text()
     assert "Table 3" in text and "PSLA (a)" in text and "paper_map" in text
     assert written["detection_curve"].stat().st_size > 1000
+
+
+def test_fig6_has_a_panel_per_displacement_with_nonlocal_in_each(tmp_path: Path) -> None:
+    sweep = [
+        record("psla", {"attention": kind, "setting": "S", "d": d}, interval, kind_, value)
+        for kind in ("psla", "matchtrans")
+        for d in (2, 3)
+        for interval in (5, 10)
+        for kind_, value in (("accuracy", 40.0 + d + interval / 10), ("speed", 30.0 + interval))
+    ]
+    sweep += [
+        record("psla", {"attention": "nonlocal", "setting": "S", "d": 4}, 10, kind_, 35.0)
+        for kind_ in ("accuracy", "speed")
+    ]
+    figure = fig6(runs(RECORDS + sweep))
+    assert [ax.get_title() for ax in figure.axes] == ["d = 2", "d = 3", "d = 4"]
+    lines = {ax.get_title(): sorted(line.get_label() for line in ax.lines) for ax in figure.axes}
+    assert lines["d = 2"] == ["MatchTrans S", "Nonlocal S", "PSLA (a)"]
+    assert lines["d = 4"] == ["Nonlocal S", "PSLA (a)"]  # RECORDS' PSLA (a) at d = 4
+    matchtrans = next(line for line in figure.axes[0].lines if line.get_label() == "MatchTrans S")
+    assert list(matchtrans.get_xdata()) == [35.0, 40.0] and list(matchtrans.get_ydata()) == [42.5, 43.0]
+    assert fig6(runs(RECORDS[:4])) is None  # no PSLA speed record: nothing to draw
+    assert "detection_fig6" in render(RECORDS + sweep, tmp_path)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from vidbench.store import Store
 
 from tests.conftest import TINY
 
@@ -46,8 +46,9 @@ def _compare(tmp: Path, data_root: Path, name: str, ranks: int) -> dict[str, dic
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    records = [json.loads(line) for line in results.read_text().splitlines()]
-    return {r["record_id"]: r for r in records if r["kind"] == "accuracy"}
+    store = Store(results)
+    accuracy = [r for r in store.records() if r["kind"] == "accuracy"]
+    return {r["record_id"]: {**r, "state": store.state(r)} for r in accuracy}
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,26 @@ def test_store_appends_and_survives_a_torn_last_line(tmp_path: Path) -> None:
     assert [r["record_id"] for r in store.records()] == ["a", "b"]
     store.append({"record_id": "a", "x": 3})
     assert {r["record_id"]: r["x"] for r in store.records()} == {"a": 3, "b": 2}
+
+
+def test_evaluator_state_lives_in_a_checked_sidecar(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.jsonl")
+    state = {"boxes": [[1.5, 2.0, 3.0, 4.0]] * 1000, "labels": list(range(1000))}
+    store.append({"record_id": "a", "metrics": {"map": 50.0}, "state": state})
+    store.append({"record_id": "b", "state": {"inline": True}})
+    line = store.path.read_text().splitlines()[0]
+    assert len(line) < 300 and '"sidecar"' in line  # the record file keeps a reference only
+    records = {r["record_id"]: r for r in store.records()}
+    assert store.state(records["a"]) == state and store.state(records["b"]) == {"inline": True}
+    assert store.state({"record_id": "old", "state": [1, 2]}) == [1, 2]  # written before sidecars
+    sidecar = store.states_dir() / records["a"]["state"]["sidecar"]
+    assert not list(store.states_dir().glob("*.tmp"))
+    sidecar.write_bytes(gzip.compress(b'{"boxes": []}'))
+    with pytest.raises(StoreError, match="does not match the sha256"):
+        store.state(records["a"])
+    sidecar.unlink()
+    with pytest.raises(StoreError, match=sidecar.name):
+        store.state(records["a"])
 
 
 def test_store_names_file_and_line_of_a_corrupt_record(tmp_path: Path) -> None:

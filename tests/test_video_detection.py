@@ -67,3 +67,23 @@ def test_non_key_frames_use_the_key_of_their_segment(built, tiny_detection_datas
     predictions = _detect(built["psla"], video, 4)
     keys = {i for i, p in predictions.items() if p.meta["key"]}
     assert keys == {2, 6}
+
+
+def test_joint_training_updates_only_the_parts_it_names(tiny_detection_dataset, tmp_path) -> None:
+    workspace = HarnessWorkspace(tiny_detection_dataset, tmp_path, seed=0)
+    smoke = {**PSLA.smoke, "setting": "a"}
+    frozen = PSLA(parse_config(PSLA.Config, smoke, "psla"), workspace)
+    task = PSLA(parse_config(PSLA.Config, {**smoke, "joint": "task"}, "psla"), workspace)
+    every = PSLA(parse_config(PSLA.Config, {**smoke, "joint": "all"}, "psla"), workspace)
+    shared = RFCN(parse_config(RFCN.Config, RFCN.smoke, "rfcn"), workspace).net
+
+    def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+        return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+    assert same(frozen.net, shared)  # joint=none: the shared detector, untouched
+    assert same(task.net.features, shared.features) and not same(task.net.task, shared.task)
+    assert not same(every.net.features, shared.features) and not same(every.net.task, shared.task)
+    assert not any(p.requires_grad for p in every.net.parameters())
+    assert len({m.config.recipe_key()["joint"] for m in (frozen, task, every)}) == 3
+    with pytest.raises(ValueError, match="joint 'head'"):
+        parse_config(PSLA.Config, {"joint": "head"}, "psla")

@@ -1,8 +1,9 @@
 """The detection report (seed 001 layouts): tables and figures from stored records only.
 
 Rows are schemes (a method with its options); the paper's numbers from results/reference sit
-beside the measured ones in the layouts of seed 001's Tables 1, 3, 4 and 5, and Fig. 6 is drawn
-as mAP against throughput with one line per max displacement d.
+beside the measured ones in the layouts of seed 001's Tables 1, 3, 4 and 5. Two figures: every
+scheme's mAP against throughput over keyframe intervals, and Fig. 6's layout, one panel per max
+displacement d with a line per PSLA configuration or ablation.
 """
 
 from __future__ import annotations
@@ -46,13 +47,15 @@ def paper_name(method: str, config: dict[str, Any]) -> str:
     if method != "psla":
         return method
     setting, kind = config.get("setting", "c"), config.get("attention", "psla")
+    joint = config.get("joint", "none")
+    suffix = "" if joint == "none" else f", joint={joint}"  # not the paper's: no paper row
     if kind == "psla" and setting in ("a", "S"):
-        return "PSLA (a)"
+        return f"PSLA (a){suffix}"
     if kind == "psla" and setting in ("c", "F"):
-        return "PSLA (c)"
+        return f"PSLA (c){suffix}"
     if kind == "psla":
-        return f"PSLA ({setting})"
-    return f"{KIND_NAMES[kind]} {setting}"
+        return f"PSLA ({setting}){suffix}"
+    return f"{KIND_NAMES[kind]} {setting}{suffix}"
 
 
 def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -184,6 +187,46 @@ def curve(df: pd.DataFrame) -> Figure:
     return fig
 
 
+def fig6(df: pd.DataFrame) -> Figure | None:
+    """Seed 001 Fig. 6: mAP against throughput, one panel per max displacement d, a line per
+    PSLA configuration or ablation over keyframe intervals; Nonlocal has no d and is drawn in
+    every panel (as in the paper). None when no PSLA scheme has both mAP and fps."""
+    part = df[df.method == "psla"].dropna(subset=["fps", "map"])
+    nonlocal_ = part.paper_name.str.startswith(KIND_NAMES["nonlocal"])
+    displacements = sorted(part[~nonlocal_].d.dropna().unique())
+    if part.empty or not displacements:
+        return None
+    fig, axes = plt.subplots(
+        1, len(displacements), figsize=(3.6 * len(displacements) + 1.2, 4.2), sharey=True,
+        squeeze=False,
+    )
+    names = sorted(part.paper_name.unique())
+    colours = {name: plt.cm.tab10(i % 10) for i, name in enumerate(names)}
+    for ax, d in zip(axes[0], displacements):
+        panel = part[(part.d == d) & ~nonlocal_]
+        panel = pd.concat([panel, part[nonlocal_].drop_duplicates(["paper_name", "interval"])])
+        for name, line in panel.groupby("paper_name"):
+            line = line.sort_values("interval")
+            ax.plot(line.fps, line["map"], marker="o", color=colours[name], label=name)
+            for row in line.itertuples():
+                ax.annotate(str(row.interval), (row.fps, row.map), fontsize=6,
+                            textcoords="offset points", xytext=(2, 2))
+        ax.set_title(f"d = {int(d)}")
+        ax.set_xlabel("throughput (fps)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("mAP (%)")
+    handles, labels = {}, []
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    labels = sorted(handles)
+    fig.legend([handles[k] for k in labels], labels, loc="center right", fontsize=7)
+    fig.suptitle("mAP vs throughput by max displacement d (seed 001 Fig. 6)\n"
+                 "point labels: keyframe interval l", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1 - 1.2 / (3.6 * len(displacements) + 1.2), 1))
+    return fig
+
+
 def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     """Write the seed-001 tables (markdown, CSV) and figures (PNG) for detection ``records``
     of the newest dataset fingerprint (rows never join records of two datasets)."""
@@ -231,4 +274,9 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     figure = curve(df)
     figure.savefig(written["detection_curve"], dpi=120)
     plt.close(figure)
+    per_d = fig6(df)
+    if per_d is not None:
+        written["detection_fig6"] = out_dir / "detection_fig6.png"
+        per_d.savefig(written["detection_fig6"], dpi=120)
+        plt.close(per_d)
     return written

@@ -1,0 +1,78 @@
+"""Seed 001 Table 1's parameter totals rebuilt from the modules, component by component.
+
+The paper gives totals only: R-FCN on ResNet-101 59.6 M, DFF 96.6 M ("59.6 M ... and additional
+37 M ... when using FlowNet"), PSLA (c) 63.7 M, PSLA (c) with DCN 72.2 M, and 62.7 M for every
+"S" scheme of Table 3 (PSLA (a)). The increments over R-FCN are what a re-implementation must
+reproduce; ``increments()`` sets the built ones beside them. ``python -m
+vidbench.methods.paper_parameters`` prints both tables.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from vidbench.methods.flownet import FlowNetS
+from vidbench.methods.psla import PSLAFramework, paper_config
+from vidbench.methods.rfcn import Detector, DetectorConfig
+from vidbench.methods.rfcn_cost import parameter_breakdown
+
+PAPER_TOTALS_M = {
+    "R-FCN": 59.6,
+    "DFF": 96.6,
+    "PSLA (a)": 62.7,
+    "PSLA (c)": 63.7,
+    "PSLA (c) + DCN": 72.2,
+}
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def components() -> pd.DataFrame:
+    """(scheme, component, params) at the paper's scale: what each scheme adds to R-FCN."""
+    rows = []
+    rfcn = parameter_breakdown(Detector(DetectorConfig.paper()))
+    rows += [("R-FCN", name, count) for name, count in rfcn.items() if name not in ("total", "dcn_offsets")]
+    dcn = parameter_breakdown(Detector(DetectorConfig.paper(dcn=True)))
+    flownet = FlowNetS(1024)
+    rows += [("DFF", "flownet_s", _count(flownet) - _count(flownet.scale))]
+    rows += [("DFF", "scale_field", _count(flownet.scale))]
+    for setting in ("a", "c"):
+        for name, module in PSLAFramework(paper_config(setting)).components().items():
+            rows.append((f"PSLA ({setting})", name, _count(module)))
+    rows += [("PSLA (c) + DCN", f"PSLA (c) {name}", count) for s, name, count in rows if s == "PSLA (c)"]
+    rows += [("PSLA (c) + DCN", "dcn_offsets (res5)", dcn["dcn_offsets"])]
+    return pd.DataFrame(rows, columns=["scheme", "component", "params"])
+
+
+def increments() -> pd.DataFrame:
+    """Per scheme: built total, increment over the built R-FCN, the paper's total and
+    increment over its 59.6 M, and the gap between the increments (M)."""
+    parts = components()
+    rfcn = parts[parts.scheme == "R-FCN"].params.sum()
+    rows = []
+    for scheme, paper in PAPER_TOTALS_M.items():
+        added = 0 if scheme == "R-FCN" else parts[parts.scheme == scheme].params.sum()
+        rows.append({
+            "scheme": scheme,
+            "built_m": (rfcn + added) / 1e6,
+            "built_increment_m": added / 1e6,
+            "paper_m": paper,
+            "paper_increment_m": paper - PAPER_TOTALS_M["R-FCN"],
+        })
+    table = pd.DataFrame(rows)
+    table["gap_m"] = table.built_increment_m - table.paper_increment_m
+    return table.round(3)
+
+
+def main() -> None:
+    """Print the components and the increments beside the paper's."""
+    parts = components().assign(params_m=lambda t: (t.params / 1e6).round(3))
+    print(parts.drop(columns="params").to_string(index=False))
+    print()
+    print(increments().to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
