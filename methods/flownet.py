@@ -152,7 +152,8 @@ class FlowNetS(nn.Module):
     def forward(
         self, current: torch.Tensor, reference: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = torch.tensor(self.MEAN * 2, dtype=current.dtype).view(1, 6, 1, 1)
+        mean = torch.tensor(self.MEAN * 2, dtype=current.dtype, device=current.device)
+        mean = mean.view(1, 6, 1, 1)
         x = F.avg_pool2d(torch.cat([current, reference], 1), 2, ceil_mode=True) - mean
         c2 = self.conv2(self.conv1(x))
         c3 = self.conv3_1(self.conv3(c2))

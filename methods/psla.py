@@ -30,7 +30,7 @@ Choices the paper leaves open (documented, not measured against anything):
 - The Transform Net's reduced width is unstated; 64 is read off Table 3's parameter count:
   PSLA (a) 62.7 M - R-FCN 59.6 M = 3.1 M = f and g (0.52 M) + the 3x3 256 -> 1024 conv
   (2.36 M) + 3328 r + 256 for the reduction (1x1 1024 -> r, 3x3 r -> 256), so r = 64 gives
-  3.10 M (256 would give 3.74 M). ``python -m vidbench.methods.paper_parameters`` shows all.
+  3.10 M (256 would give 3.74 M). ``python -m vidbench.methods.paper_scale`` shows all.
 - RFU and DenseFT share one alignment module (f, g) by default (``share_attention``): the
   paper does not say, and separate embeddings would take the parameter count further from
   Table 1's (see ``tests/test_psla.py``, which prints the counts).

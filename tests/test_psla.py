@@ -271,7 +271,7 @@ def test_offsets_outside_the_map_get_no_weight() -> None:
 
 
 def test_built_increments_over_rfcn_beside_the_papers() -> None:
-    from vidbench.methods.paper_parameters import components, increments
+    from vidbench.methods.paper_scale import components, increments
 
     table = increments().set_index("scheme")
     # PSLA (a) = R-FCN + f, g + Transform Net: the paper's 3.1 M within its rounding
@@ -286,3 +286,15 @@ def test_built_increments_over_rfcn_beside_the_papers() -> None:
     totals = {n: sum(p.numel() for p in PSLAFramework(paper_config(n)).parameters()) for n in "ac"}
     for setting, total in totals.items():
         assert parts[parts.scheme == f"PSLA ({setting})"].params.sum() == total
+
+
+def test_non_key_cost_is_counted_on_the_built_modules() -> None:
+    from vidbench.methods.paper_scale import non_key_gmacs
+
+    table = non_key_gmacs(160, 320).set_index("component").gmacs
+    cells = 10 * 20  # the stride-16 grid of a 160x320 frame
+    transform = cells * (1024 * 64 + 9 * 64 * 256 + 9 * 256 * 1024)
+    attention = cells * (2 * 1024 * 256 + 33 * (256 + 1024))  # f, g; Eqs. 1 and 5 over |Phi|
+    assert table["Transform Net"] == pytest.approx(transform / 1e9)
+    assert table["PSLA (d = 4)"] == pytest.approx(attention / 1e9)
+    assert table["N_l (to res4b3)"] < table["N_f"] and table["FlowNetS + scale field"] > 0

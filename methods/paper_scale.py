@@ -1,20 +1,26 @@
-"""Seed 001 Table 1's parameter totals rebuilt from the modules, component by component.
+"""Seed 001 at the paper's scale, from the built modules: Table 1's parameter totals component
+by component, and what a non-key frame costs PSLA against DFF's flow network.
 
 The paper gives totals only: R-FCN on ResNet-101 59.6 M, DFF 96.6 M ("59.6 M ... and additional
 37 M ... when using FlowNet"), PSLA (c) 63.7 M, PSLA (c) with DCN 72.2 M, and 62.7 M for every
 "S" scheme of Table 3 (PSLA (a)). The increments over R-FCN are what a re-implementation must
-reproduce; ``increments()`` sets the built ones beside them. ``python -m
-vidbench.methods.paper_parameters`` prints both tables.
+reproduce; ``increments()`` sets the built ones beside them. ``non_key_gmacs()`` counts a
+600x1000 non-key frame with PyTorch's FLOP counter on the meta device (no arithmetic run).
+``python -m vidbench.methods.paper_scale`` prints all three tables.
 """
 
 from __future__ import annotations
 
+import copy
+import math
+
 import pandas as pd
 import torch
+from vidbench.flops import flop_counter
 from vidbench.methods.flownet import FlowNetS
 from vidbench.methods.psla import PSLAFramework, paper_config
 from vidbench.methods.rfcn import Detector, DetectorConfig
-from vidbench.methods.rfcn_cost import parameter_breakdown
+from vidbench.methods.rfcn_cost import PAPER_FRAME, parameter_breakdown
 
 PAPER_TOTALS_M = {
     "R-FCN": 59.6,
@@ -66,12 +72,49 @@ def increments() -> pd.DataFrame:
     return table.round(3)
 
 
+def _gmacs(module: torch.nn.Module, *inputs: torch.Tensor) -> float:
+    with torch.no_grad(), flop_counter() as counter:
+        module(*inputs)
+    return counter.get_total_flops() / 2e9
+
+
+def non_key_gmacs(height: int = PAPER_FRAME[0], width: int = PAPER_FRAME[1]) -> pd.DataFrame:
+    """GMACs of a non-key frame before the task network (which both share): PSLA (c)'s N_l
+    (ResNet-101 to res4b3), Transform Net, PSLA and Quality Net; DFF's FlowNetS (both frames at
+    half resolution, as DFF) with its scale field; N_f for reference."""
+    features = copy.deepcopy(Detector(DetectorConfig.paper()).features).to("meta").eval()
+    framework = PSLAFramework(paper_config("c")).to("meta").eval()
+    image = torch.zeros(1, 3, height, width, device="meta")
+    cells = torch.zeros(1, 1024, math.ceil(height / 16), math.ceil(width / 16), device="meta")
+    dense = framework.dense
+    rows = [
+        ("PSLA (c)", "N_l (to res4b3)", _gmacs(_LowLevel(features), image)),
+        ("PSLA (c)", "Transform Net", _gmacs(dense.transform, cells)),
+        ("PSLA (c)", "PSLA (d = 4)", _gmacs(dense.attention, cells, cells)),
+        ("PSLA (c)", "Quality Net", _gmacs(dense.quality_net, cells, cells)),
+        ("DFF", "FlowNetS + scale field", _gmacs(FlowNetS(1024).to("meta").eval(), image, image)),
+        ("key frame", "N_f", _gmacs(features, image)),
+    ]
+    return pd.DataFrame(rows, columns=["scheme", "component", "gmacs"])
+
+
+class _LowLevel(torch.nn.Module):
+    def __init__(self, features: torch.nn.Module) -> None:
+        super().__init__()
+        self.features = features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features.low_level(images)
+
+
 def main() -> None:
-    """Print the components and the increments beside the paper's."""
+    """Print the components and the increments beside the paper's, and the non-key cost."""
     parts = components().assign(params_m=lambda t: (t.params / 1e6).round(3))
     print(parts.drop(columns="params").to_string(index=False))
     print()
     print(increments().to_string(index=False))
+    print(f"\nGMACs of a {PAPER_FRAME[0]}x{PAPER_FRAME[1]} non-key frame before the task network")
+    print(non_key_gmacs().round(2).to_string(index=False))
 
 
 if __name__ == "__main__":
