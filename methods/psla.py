@@ -265,7 +265,8 @@ class PSLAOptions:
 
     ``joint`` says which parts of the pre-trained per-frame network train with PSLA's modules:
     ``none`` (it stays frozen and shared with the other methods), ``task`` (N_t) or ``all``
-    (N_f, hence N_l, and N_t: the paper's end-to-end training, sec. 3.5), at ``joint_lr``."""
+    (N_f, hence N_l, and N_t: the paper's end-to-end training, sec. 3.5), at ``joint_lr``.
+    ``share_attention``: RFU and DenseFT use one PSLA module (f, g), or one each."""
 
     attention: str = "psla"
     setting: str = "c"
@@ -278,6 +279,7 @@ class PSLAOptions:
     train_interval: int = 10
     joint: str = "none"
     joint_lr: float = 1e-4
+    share_attention: bool = True
 
     def __post_init__(self) -> None:
         if self.joint not in JOINT:
@@ -311,4 +313,5 @@ class PSLAOptions:
             low_channels=low_channels,
             embed_channels=self.embed_channels,
             transform_reduced=self.transform_reduced,
+            share_attention=self.share_attention,
         )

@@ -298,3 +298,17 @@ def test_non_key_cost_is_counted_on_the_built_modules() -> None:
     assert table["Transform Net"] == pytest.approx(transform / 1e9)
     assert table["PSLA (d = 4)"] == pytest.approx(attention / 1e9)
     assert table["N_l (to res4b3)"] < table["N_f"] and table["FlowNetS + scale field"] > 0
+
+
+def test_method_options_reach_the_framework_configuration() -> None:
+    from vidbench.methods.psla import PSLAOptions
+
+    options = PSLAOptions(setting="b", d=3, share_attention=False, joint="task")
+    config = options.psla_config(channels=8, low_channels=6)
+    assert (config.rfu, config.denseft, config.d, config.share_attention) == (True, False, 3, False)
+    framework = PSLAFramework(config)
+    assert framework.rfu is not None and framework.rfu.attention is not framework.dense.attention
+    assert options.recipe_key()["joint"] == "task" and "joint_lr" in options.recipe_key()
+    assert "joint_lr" not in PSLAOptions().recipe_key()  # frozen: the lr plays no part
+    with pytest.raises(ValueError, match="settings a, b, c are PSLA's"):
+        PSLAOptions(attention="matchtrans", setting="b")
