@@ -53,8 +53,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _paths(args: argparse.Namespace, dataset: str) -> tuple[Path, Path]:
-    results = args.results or DEFAULT_RESULTS / f"{dataset}.jsonl"
-    reports = args.reports or DEFAULT_REPORTS / dataset
+    """Records file and report folder; a training seed other than 0 gets its own of each, so
+    that runs of several seeds never replace each other in one report."""
+    name = dataset if args.seed == 0 else f"{dataset}-seed{args.seed}"
+    results = args.results or DEFAULT_RESULTS / f"{name}.jsonl"
+    reports = args.reports or DEFAULT_REPORTS / name
     return Path(results), Path(reports)
 
 
@@ -92,6 +95,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         batch=args.batch,
         data_root=Path(args.data_root),
         checkpoint_dir=Path(args.checkpoints),
+        seed=args.seed,
     )
     results, reports = _paths(args, dataset)
     store = Store(results)
@@ -210,12 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--data-root", default="data")
     compare.add_argument("--checkpoints", default="checkpoints")
+    compare.add_argument(
+        "--seed", type=int, default=0, help="training seed (recorded; N > 0: files <dataset>-seedN)"
+    )
     compare.add_argument("--results", help="records file (default results/runs/<dataset>.jsonl)")
     compare.add_argument("--reports", help="report folder (default reports/<dataset>)")
     compare.set_defaults(func=cmd_compare)
 
     report = sub.add_parser("report", help="re-render tables and figures from records only")
     report.add_argument("--dataset", default="synthcity")
+    report.add_argument("--seed", type=int, default=0, help="the seed whose runs to report")
     report.add_argument("--results")
     report.add_argument("--reports")
     report.set_defaults(func=cmd_report)

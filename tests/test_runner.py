@@ -233,3 +233,18 @@ def test_impossible_intervals_are_refused_before_training(data_root: Path, tmp_p
     with pytest.raises(ProtocolError, match="next keyframe past the end"):
         runner.compare(["interp-mv"], "synthcity", OPTIONS)
     assert not (tmp_path / "never").exists()
+
+
+def test_each_training_seed_has_its_own_records_and_report() -> None:
+    from vidbench.cli import _paths, build_parser
+
+    parser = build_parser()
+    zero = parser.parse_args(["compare", "--methods", "rfcn"])
+    two = parser.parse_args(["compare", "--methods", "rfcn", "--seed", "2"])
+    assert _paths(zero, "synthdet") == (Path("results/runs/synthdet.jsonl"), Path("reports/synthdet"))
+    assert _paths(two, "synthdet") == (
+        Path("results/runs/synthdet-seed2.jsonl"),
+        Path("reports/synthdet-seed2"),
+    )
+    report = parser.parse_args(["report", "--dataset", "synthdet", "--seed", "2"])
+    assert _paths(report, "synthdet")[0] == Path("results/runs/synthdet-seed2.jsonl")
