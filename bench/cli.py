@@ -24,17 +24,17 @@ DEFAULT_RESULTS = Path("results/runs")
 DEFAULT_REPORTS = Path("reports")
 
 
-def parse_intervals(text: str) -> tuple[int, ...]:
-    """``"1-10"``, ``"1,2,5"`` or ``"1-3,8"`` -> sorted unique positive ints."""
+def parse_intervals(text: str, option: str = "--intervals", least: int = 1) -> tuple[int, ...]:
+    """``"1-10"``, ``"1,2,5"`` or ``"1-3,8"`` -> sorted unique ints >= ``least``."""
     values: set[int] = set()
     try:
         for part in filter(None, text.split(",")):
             low, _, high = part.partition("-")
             values.update(range(int(low), int(high or low) + 1))
     except ValueError:
-        raise RegistryError(f"Bad --intervals '{text}': use e.g. 1-10 or 1,2,5.") from None
-    if not values or min(values) < 1:
-        raise RegistryError(f"Bad --intervals '{text}': intervals are integers >= 1.")
+        raise RegistryError(f"Bad {option} '{text}': use e.g. 1-10 or 1,2,5.") from None
+    if not values or min(values) < least:
+        raise RegistryError(f"Bad {option} '{text}': values are integers >= {least}.")
     return tuple(sorted(values))
 
 
@@ -112,10 +112,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from vidbench.store import Store
 
+    if args.seeds:
+        return _report_seeds(args)
     results, reports = _paths(args, args.dataset)
     if not results.exists():
         raise FileNotFoundError(f"No results at {results}: run `bench compare` first.")
     return _report(Store(results), reports)
+
+
+def _report_seeds(args: argparse.Namespace) -> int:
+    """One table over the stores of several seeds (``--seeds 0,1,2``)."""
+    from vidbench.report.seeds import render_seeds
+    from vidbench.store import Store
+
+    records = []
+    for seed in parse_intervals(args.seeds, "--seeds", least=0):
+        results, _ = _paths(argparse.Namespace(seed=seed, results=None, reports=None), args.dataset)
+        if not results.exists():
+            raise FileNotFoundError(f"No results at {results}: run `bench compare --seed {seed}`.")
+        records += Store(results).records()
+    reports = Path(args.reports or DEFAULT_REPORTS / f"{args.dataset}-seeds")
+    written = render_seeds(records, reports)
+    print(f"tables:  {written['md']}\nfigures: {written['png']}\nmore:    {written['csv']}")
+    return 0
 
 
 def _report(store, reports: Path) -> int:
@@ -224,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="re-render tables and figures from records only")
     report.add_argument("--dataset", default="synthcity")
     report.add_argument("--seed", type=int, default=0, help="the seed whose runs to report")
+    report.add_argument("--seeds", help="several seeds side by side, e.g. 0-2 (reports/<dataset>-seeds)")
     report.add_argument("--results")
     report.add_argument("--reports")
     report.set_defaults(func=cmd_report)

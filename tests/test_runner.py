@@ -248,3 +248,5 @@ def test_each_training_seed_has_its_own_records_and_report() -> None:
     )
     report = parser.parse_args(["report", "--dataset", "synthdet", "--seed", "2"])
     assert _paths(report, "synthdet")[0] == Path("results/runs/synthdet-seed2.jsonl")
+    assert main(["report", "--dataset", "no-such-world", "--seeds", "0-1"]) == 2  # no stores
+    assert main(["report", "--dataset", "synthdet", "--seeds", "-1"]) == 2
