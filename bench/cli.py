@@ -55,10 +55,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _paths(args: argparse.Namespace, dataset: str) -> tuple[Path, Path]:
     """Records file and report folder; a training seed other than 0 gets its own of each, so
     that runs of several seeds never replace each other in one report."""
-    name = dataset if args.seed == 0 else f"{dataset}-seed{args.seed}"
+    name = _seed_name(dataset, args.seed)
     results = args.results or DEFAULT_RESULTS / f"{name}.jsonl"
     reports = args.reports or DEFAULT_REPORTS / name
     return Path(results), Path(reports)
+
+
+def _seed_name(dataset: str, seed: int) -> str:
+    return dataset if seed == 0 else f"{dataset}-seed{seed}"
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -127,7 +131,7 @@ def _report_seeds(args: argparse.Namespace) -> int:
 
     records = []
     for seed in parse_intervals(args.seeds, "--seeds", least=0):
-        results, _ = _paths(argparse.Namespace(seed=seed, results=None, reports=None), args.dataset)
+        results = DEFAULT_RESULTS / f"{_seed_name(args.dataset, seed)}.jsonl"
         if not results.exists():
             raise FileNotFoundError(f"No results at {results}: run `bench compare --seed {seed}`.")
         records += Store(results).records()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import pandas as pd
 import torch
@@ -72,9 +73,9 @@ def increments() -> pd.DataFrame:
     return table.round(3)
 
 
-def _gmacs(module: torch.nn.Module, *inputs: torch.Tensor) -> float:
+def _gmacs(forward: Callable[..., object], *inputs: torch.Tensor) -> float:
     with torch.no_grad(), flop_counter() as counter:
-        module(*inputs)
+        forward(*inputs)
     return counter.get_total_flops() / 2e9
 
 
@@ -88,7 +89,7 @@ def non_key_gmacs(height: int = PAPER_FRAME[0], width: int = PAPER_FRAME[1]) -> 
     cells = torch.zeros(1, 1024, math.ceil(height / 16), math.ceil(width / 16), device="meta")
     dense = framework.dense
     rows = [
-        ("PSLA (c)", "N_l (to res4b3)", _gmacs(_LowLevel(features), image)),
+        ("PSLA (c)", "N_l (to res4b3)", _gmacs(features.low_level, image)),
         ("PSLA (c)", "Transform Net", _gmacs(dense.transform, cells)),
         ("PSLA (c)", "PSLA (d = 4)", _gmacs(dense.attention, cells, cells)),
         ("PSLA (c)", "Quality Net", _gmacs(dense.quality_net, cells, cells)),
@@ -96,15 +97,6 @@ def non_key_gmacs(height: int = PAPER_FRAME[0], width: int = PAPER_FRAME[1]) -> 
         ("key frame", "N_f", _gmacs(features, image)),
     ]
     return pd.DataFrame(rows, columns=["scheme", "component", "gmacs"])
-
-
-class _LowLevel(torch.nn.Module):
-    def __init__(self, features: torch.nn.Module) -> None:
-        super().__init__()
-        self.features = features
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.features.low_level(images)
 
 
 def main() -> None:
