@@ -44,7 +44,7 @@ class Frame:
         image: (3, H, W) float32 tensor, RGB in [0, 1].
         motion: (2, gh, gw) float32 tensor in pixels at a block grid of ``motion_grid`` px:
             where each block of this frame came from in the previous decoded frame
-            (codec convention src - dst; see vidbench.datasets.motion), or None when the
+            (codec convention src - dst; see vidbench.datasets.video.motion), or None when the
             frame carries no vectors (I-frames).
         motion_valid: (gh, gw) bool tensor, False for intra blocks; None with ``motion``.
         motion_grid: block size in pixels of ``motion``.

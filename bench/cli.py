@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from vidbench import distributed
-from vidbench.tasks import get_task
 from vidbench.registry import (
     DATASETS,
     METHODS,
@@ -19,6 +18,7 @@ from vidbench.registry import (
     parse_config,
     split_spec,
 )
+from vidbench.tasks import get_task
 
 DEFAULT_RESULTS = Path("results/runs")
 DEFAULT_REPORTS = Path("reports")

@@ -8,8 +8,8 @@ GPU); without torchrun the same code runs as one process and every helper is a n
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 from functools import cache
 from importlib import metadata
@@ -94,6 +95,19 @@ def _nvidia_driver() -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def numerics() -> dict[str, str]:
+    """What decides the floating-point results of a CPU training run besides the code: the CPU
+    (its vendor and model pick MKL's and oneDNN's code paths) and the torch build. The same
+    code and seed give bit-identical checkpoints within one such class, not across them."""
+    return {"cpu": cpu_model(), "torch": torch.__version__}
+
+
+def numerics_slug(numerics_class: dict[str, str]) -> str:
+    """``intel-r-xeon-r-processor-torch-2.15.0-cu132``: a class as a file-name stem."""
+    text = f"{numerics_class['cpu']} torch {numerics_class['torch']}".lower()
+    return "-".join(filter(None, re.split(r"[^a-z0-9.]+", text)))
 
 
 def machine() -> dict[str, Any]:

@@ -49,39 +49,39 @@ class Registry:
 METHODS = Registry(
     "method",
     {
-        "frame": "vidbench.methods.frame:FrameBaseline",
-        "prop": "vidbench.methods.propagation:Propagation",
-        "prop-mv": "vidbench.methods.propagation:PropMV",
-        "prop-flow": "vidbench.methods.propagation:PropFlow",
-        "interp-mv": "vidbench.methods.interpolation:InterpMV",
-        "rfcn": "vidbench.methods.video_detection:RFCN",
-        "dff": "vidbench.methods.video_detection:DFF",
-        "psla": "vidbench.methods.video_detection:PSLA",
-        "psla-seg": "vidbench.methods.psla_segmentation:PSLASegmentation",
-        "adafocus": "vidbench.methods.recognition:AdaFocusMethod",
-        "adafocus+": "vidbench.methods.recognition:AdaFocusPlusMethod",
-        "adafocus-tsm": "vidbench.methods.recognition_clip:AdaFocusTSMMethod",
-        "tsm": "vidbench.methods.recognition_clip:TSMMethod",
-        "tsm+": "vidbench.methods.recognition_clip:TSMPlusMethod",
-        "r50-avg": "vidbench.methods.recognition_clip:FrameAverageMethod",
-        "r50-gru": "vidbench.methods.recognition_clip:FrameGRUMethod",
+        "frame": "vidbench.methods.segmentation.frame:FrameBaseline",
+        "prop": "vidbench.methods.segmentation.propagation:Propagation",
+        "prop-mv": "vidbench.methods.segmentation.propagation:PropMV",
+        "prop-flow": "vidbench.methods.segmentation.propagation:PropFlow",
+        "interp-mv": "vidbench.methods.segmentation.interpolation:InterpMV",
+        "rfcn": "vidbench.methods.detection.video_detection:RFCN",
+        "dff": "vidbench.methods.detection.video_detection:DFF",
+        "psla": "vidbench.methods.detection.video_detection:PSLA",
+        "psla-seg": "vidbench.methods.segmentation.psla_segmentation:PSLASegmentation",
+        "adafocus": "vidbench.methods.recognition.adafocus_method:AdaFocusMethod",
+        "adafocus+": "vidbench.methods.recognition.adafocus_method:AdaFocusPlusMethod",
+        "adafocus-tsm": "vidbench.methods.recognition.clip_methods:AdaFocusTSMMethod",
+        "tsm": "vidbench.methods.recognition.clip_methods:TSMMethod",
+        "tsm+": "vidbench.methods.recognition.clip_methods:TSMPlusMethod",
+        "r50-avg": "vidbench.methods.recognition.clip_methods:FrameAverageMethod",
+        "r50-gru": "vidbench.methods.recognition.clip_methods:FrameGRUMethod",
     },
 )
 
 DATASETS = Registry(
     "dataset",
     {
-        "synthcity": "vidbench.datasets.synthcity.dataset:SynthCity",
-        "synthdet": "vidbench.datasets.synthobjects.dataset:SynthDet",
-        "synthaction": "vidbench.datasets.synthaction:SynthAction",
-        "cityscapes": "vidbench.datasets.cityscapes:Cityscapes",
-        "camvid": "vidbench.datasets.camvid:CamVid",
-        "imagenet-vid": "vidbench.datasets.imagenet_vid:ImageNetVID",
-        "activitynet": "vidbench.datasets.recognition_sets:ActivityNet",
-        "fcvid": "vidbench.datasets.recognition_sets:FCVID",
-        "mini-kinetics": "vidbench.datasets.recognition_sets:MiniKinetics",
-        "sth-sth-v1": "vidbench.datasets.recognition_sets:SomethingV1",
-        "sth-sth-v2": "vidbench.datasets.recognition_sets:SomethingV2",
+        "synthcity": "vidbench.datasets.segmentation.synthcity.dataset:SynthCity",
+        "synthdet": "vidbench.datasets.detection.synthdet.dataset:SynthDet",
+        "synthaction": "vidbench.datasets.recognition.synthaction.dataset:SynthAction",
+        "cityscapes": "vidbench.datasets.segmentation.cityscapes:Cityscapes",
+        "camvid": "vidbench.datasets.segmentation.camvid:CamVid",
+        "imagenet-vid": "vidbench.datasets.detection.imagenet_vid:ImageNetVID",
+        "activitynet": "vidbench.datasets.recognition.sets:ActivityNet",
+        "fcvid": "vidbench.datasets.recognition.sets:FCVID",
+        "mini-kinetics": "vidbench.datasets.recognition.sets:MiniKinetics",
+        "sth-sth-v1": "vidbench.datasets.recognition.sets:SomethingV1",
+        "sth-sth-v2": "vidbench.datasets.recognition.sets:SomethingV2",
     },
 )
 
@@ -97,18 +97,18 @@ TASKS = Registry(
 MOTION_SOURCES = Registry(
     "motion source",
     {
-        "mv": "vidbench.methods.motion_sources:CodecMotion",
-        "flownet": "vidbench.methods.flownet:FlowNetMotion",
-        "dis": "vidbench.methods.dis:DISMotion",
-        "raft": "vidbench.methods.raft:RAFTMotion",
+        "mv": "vidbench.methods.motion.sources:CodecMotion",
+        "flownet": "vidbench.methods.motion.flownet:FlowNetMotion",
+        "dis": "vidbench.methods.motion.dis:DISMotion",
+        "raft": "vidbench.methods.motion.raft:RAFTMotion",
     },
 )
 
 STUDIES = Registry(
     "study",
     {
-        "motion": "vidbench.methods.motion_study:run_motion_study",
-        "focus": "vidbench.methods.focus_study:run_focus_study",
+        "motion": "vidbench.studies.motion:run_motion_study",
+        "focus": "vidbench.studies.focus:run_focus_study",
     },
 )
 

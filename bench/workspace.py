@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from vidbench import distributed
 from vidbench.api import VideoSource
+from vidbench.files import file_sha256
 from vidbench.store import record_id
 
 
@@ -40,6 +40,6 @@ class HarnessWorkspace:
             build(partial)
             partial.replace(path)
         distributed.barrier()
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        sha = file_sha256(path)[:16]
         self.used[name] = {"file": path.name, "sha256": sha}
         return path

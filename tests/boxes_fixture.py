@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 from vidbench.api import DetectionTarget
-from vidbench.datasets.codec import encode_h264
-from vidbench.datasets.detection_video import DetectionVideo, save_annotations
+from vidbench.datasets.detection.boxed_video import DetectionVideo, save_annotations
+from vidbench.datasets.video.codec import encode_h264
 
 HEIGHT, WIDTH, FRAMES = 64, 128, 8
 COLOURS = np.array([[230, 30, 30], [30, 220, 30], [40, 40, 240]], np.uint8)  # class 0, 1, 2

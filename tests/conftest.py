@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from vidbench.datasets.synthcity.dataset import SynthCity, SynthCityConfig
+from vidbench.datasets.segmentation.synthcity.dataset import SynthCity, SynthCityConfig
 from vidbench.workspace import HarnessWorkspace
 
 from tests.boxes_fixture import tiny_video
@@ -81,7 +81,7 @@ def tiny_detection_dataset(tmp_path_factory: pytest.TempPathFactory) -> TinyBoxe
 @pytest.fixture(scope="session")
 def tiny_recognition_dataset(tmp_path_factory: pytest.TempPathFactory):
     """A tiny synthaction (6 train / 4 val videos of 8 frames at 64x64) for recognition."""
-    from vidbench.datasets.synthaction import SynthAction, SynthActionConfig
+    from vidbench.datasets.recognition.synthaction.dataset import SynthAction, SynthActionConfig
 
     config = SynthActionConfig(train_videos=6, val_videos=4, frames=8, height=64, width=64, seed=2)
     dataset = SynthAction(config, tmp_path_factory.mktemp("recognition"))
@@ -91,7 +91,7 @@ def tiny_recognition_dataset(tmp_path_factory: pytest.TempPathFactory):
 
 def count_encodes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Every path the real-data loaders (Cityscapes, CamVid) encode to, while still encoding."""
-    from vidbench.datasets import cityscapes
+    from vidbench.datasets.segmentation import cityscapes
 
     calls: list[Path] = []
     real = cityscapes.encode_h264

@@ -29,7 +29,7 @@ from vidbench.report.tables import to_markdown  # noqa: E402
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
 PAPER_SIDE = 224
-# methods/recognition.py PRESETS: the preset patch as a share of the frame side (patch=0)
+# methods/recognition/adafocus_method.py PRESETS: the preset patch as a share of the frame side (patch=0)
 PRESET_PATCH_RATIO = {"toy": 3 / 7, "paper": 4 / 7}
 BACKBONES = {"toy": ("MN2x0.5", "RN18"), "paper": ("MN2", "RN50")}
 GLANCE_METHODS = ("adafocus", "adafocus+", "adafocus-tsm", "tsm+")

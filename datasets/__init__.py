@@ -1,1 +1,0 @@
-"""Video I/O, codec motion vectors, dataset loaders and synthetic worlds."""

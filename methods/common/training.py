@@ -1,0 +1,36 @@
+"""Training helpers the task recipes share: where a recipe trains (the ``train_device``
+option), one optimiser step, and the labelled frame a step samples."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from vidbench.api import VideoSource
+
+
+def training_device(train_device: str, recipe: str) -> str:
+    """``auto``: the paper recipe on CUDA when there is one, the CPU recipe on the CPU; an
+    explicit CUDA device on a machine without one is refused before any training."""
+    if train_device == "auto":
+        return "cuda" if recipe == "paper" and torch.cuda.is_available() else "cpu"
+    if train_device != "cpu" and not torch.cuda.is_available():
+        raise ValueError(f"train_device={train_device}: this machine has no CUDA device.")
+    return train_device
+
+
+def descend(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    """One gradient step on ``loss``; returns its value for the loss curve."""
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return loss.item()
+
+
+def sample_labelled(
+    rng: np.random.Generator, videos: Sequence[VideoSource]
+) -> tuple[VideoSource, int]:
+    """A uniformly drawn video and one of its labelled frames."""
+    video = videos[int(rng.integers(len(videos)))]
+    return video, int(rng.choice(video.label_indices))
