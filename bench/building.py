@@ -13,6 +13,7 @@ import torch
 from vidbench.api import DataError, Method, VideoSource
 from vidbench.protocols import Setting
 from vidbench.registry import DATASETS, METHODS, RegistryError, parse_config, split_spec
+from vidbench.source_fingerprint import code_fingerprint
 from vidbench.tasks import get_task
 from vidbench.workspace import HarnessWorkspace
 
@@ -31,6 +32,7 @@ class RunSettings:
     batch: int = 8  # videos per call in the ``offline`` scenario (tasks that have it)
     data_root: Path = Path("data")
     checkpoint_dir: Path = Path("checkpoints")
+    rerun: tuple[str, ...] = ()  # method names or labels whose stored records are re-made
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Prepared:
     method: Method
     identity: dict[str, Any]
     settings: list[Setting]
+    config: Any = None
 
 
 def build_dataset(name: str, options: dict[str, str], data_root: Path) -> Any:
@@ -83,13 +86,19 @@ def prepare_method(spec: str, dataset: Any, settings: RunSettings) -> Prepared:
     """Parse ``name:key=value``, build (train or load) the method, and fix its identity."""
     name, options = split_spec(spec)
     cls = METHODS.get(name)
-    config = parse_config(cls.Config, options, f"method '{name}'")
+    return prepare_config(name, parse_config(cls.Config, options, f"method '{name}'"), dataset, settings)
+
+
+def prepare_config(name: str, config: Any, dataset: Any, settings: RunSettings) -> Prepared:
+    """Build (train or load) method ``name`` with ``config`` and fix its identity."""
+    cls = METHODS.get(name)
     check_device(settings.device)
     workspace = HarnessWorkspace(dataset, settings.checkpoint_dir, settings.seed)
     torch.manual_seed(settings.seed)
     method = cls(config, workspace)
     if settings.device != "cpu":
         method.to(settings.device)
+    task = get_task(cls.task)
     identity = {
         "method": name,
         "config": dataclasses.asdict(config),
@@ -97,14 +106,27 @@ def prepare_method(spec: str, dataset: Any, settings: RunSettings) -> Prepared:
         "split": eval_split(dataset),
         "checkpoints": workspace.used,
         "seed": settings.seed,
+        "code": code_fingerprint(cls.__module__, type(task).__module__, type(dataset).__module__),
     }
-    protocol = get_task(cls.task).protocol
     return Prepared(
         canonical_label(name, config, cls.Config()),
         method,
         identity,
-        protocol.settings(settings.intervals, cls, dict(settings.protocol_options)),
+        task.protocol.settings(settings.intervals, cls, dict(settings.protocol_options)),
+        config,
     )
+
+
+def speed_baseline_config(item: Prepared) -> tuple[str, Any]:
+    """The task's speed baseline for ``item``, built like it: every option the two configs
+    share (network size, training budget, scale) is taken from ``item``, so that the speed-up
+    divides by the per-frame model the method itself builds on."""
+    name = get_task(type(item.method).task).speed_baseline
+    base = METHODS.get(name).Config
+    shared = {f.name for f in dataclasses.fields(base)} & {
+        f.name for f in dataclasses.fields(item.config)
+    }
+    return name, base(**{k: getattr(item.config, k) for k in shared})
 
 
 def check_protocol(

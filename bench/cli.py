@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,35 @@ from vidbench.tasks import get_task
 
 DEFAULT_RESULTS = Path("results/runs")
 DEFAULT_REPORTS = Path("reports")
+
+
+def at_least(least: int):
+    """An argparse type: an integer >= ``least`` (argparse names the option on a bad value)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+
+    parse.__name__ = f"integer >= {least}"
+    return parse
+
+
+def writable_folder(folder: Path, what: str) -> Path:
+    """``folder``, created if needed, after checking that a file can be written in it, so that
+    a run never fails at its end for want of a place to put its results."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"{what} folder {folder} is not writable ({error.strerror}).") from None
+    return folder
 
 
 def parse_intervals(text: str, option: str = "--intervals", least: int = 1) -> tuple[int, ...]:
@@ -100,8 +130,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         data_root=Path(args.data_root),
         checkpoint_dir=Path(args.checkpoints),
         seed=args.seed,
+        rerun=tuple(m for m in (args.rerun or "").split(",") if m),
     )
     results, reports = _paths(args, dataset)
+    writable_folder(results.parent, "results")
+    writable_folder(reports, "reports")
     store = Store(results)
     records = Runner(store, settings).compare(methods, dataset, options)
     if not distributed.is_writer():
@@ -144,7 +177,15 @@ def _report_seeds(args: argparse.Namespace) -> int:
 def _report(store, reports: Path) -> int:
     from vidbench.report import render
 
-    written = render(store.records(), reports)
+    records = store.records()
+    damaged = [r for r in records if "state" in r and not store.state_intact(r)]
+    for record in damaged:
+        print(
+            f"warning: {record['label']} ({record['kind']}): {store.state_problem(record)}; "
+            "`bench compare` with the same options re-computes it.",
+            file=sys.stderr,
+        )
+    written = render(records, reports)
     tables = [p for p in written.values() if p.suffix == ".md"]
     figures = [p for p in written.values() if p.suffix == ".png"]
     others = [p for p in written.values() if p not in tables and p not in figures]
@@ -170,6 +211,8 @@ def cmd_motion(args: argparse.Namespace) -> int:
         "real_frames": args.real_frames,
         "raft_weights": args.raft_weights or "",
     }
+    writable_folder(Path(args.results).parent, "results")
+    writable_folder(Path(args.reports), "reports")
     store = Store(Path(args.results))
     study(settings, name, options, Path(args.data_root), Path(args.checkpoints), store)
     written = render_motion(store.records(), Path(args.reports))
@@ -187,6 +230,8 @@ def cmd_focus(args: argparse.Namespace) -> int:
     for spec in methods:
         parse_config(METHODS.get(split_spec(spec)[0]).Config, split_spec(spec)[1], spec)
     settings = {"methods": methods, "videos": args.videos, "drawn": args.drawn}
+    writable_folder(Path(args.results).parent, "results")
+    writable_folder(Path(args.reports), "reports")
     store = Store(Path(args.results))
     study = STUDIES.get("focus")
     reports = Path(args.reports)
@@ -200,7 +245,15 @@ def cmd_regress(args: argparse.Namespace) -> int:
     from vidbench.regression import run_regression
 
     tasks = tuple(filter(None, args.task.split(",")))
-    return run_regression(Path(args.baseline), Path(args.work), update=args.update, tasks=tasks)
+    for task in tasks:
+        TASKS.get(task)
+    config = Path(args.config) if args.config else None
+    writable_folder(Path(args.work), "work")
+    if args.update:
+        writable_folder(Path(args.baseline).parent, "baseline")
+    return run_regression(
+        Path(args.baseline), Path(args.work), update=args.update, tasks=tasks, config=config
+    )
 
 
 def add_study_paths(parser: argparse.ArgumentParser, study: str) -> None:
@@ -224,13 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--task", choices=TASKS.names(), help="check the methods serve it")
     compare.add_argument("--intervals", default="1-10", help="keyframe intervals, e.g. 1-10")
     compare.add_argument(
-        "--speed-videos", type=int, default=4, help="val videos streamed for speed"
+        "--speed-videos", type=at_least(1), default=4, help="val videos streamed for speed"
     )
-    compare.add_argument("--speed-rounds", type=int, default=5, help="interleaved timing rounds")
-    compare.add_argument("--threads", type=int, default=2, help="torch CPU threads (recorded)")
+    compare.add_argument("--speed-rounds", type=at_least(1), default=5, help="interleaved timing rounds")
+    compare.add_argument("--threads", type=at_least(1), default=2, help="torch CPU threads (recorded)")
     compare.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (recorded)")
     compare.add_argument(
-        "--batch", type=int, default=8, help="videos per call in the offline scenario (recognition)"
+        "--batch", type=at_least(1), default=8, help="videos per call in the offline scenario (recognition)"
     )
     compare.add_argument(
         "--protocol", default="", help="protocol options key=value[:key=value], e.g. keys=first"
@@ -238,7 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--data-root", default="data")
     compare.add_argument("--checkpoints", default="checkpoints")
     compare.add_argument(
-        "--seed", type=int, default=0, help="training seed (recorded; N > 0: files <dataset>-seedN)"
+        "--seed", type=at_least(0), default=0, help="training seed (recorded; N > 0: files <dataset>-seedN)"
+    )
+    compare.add_argument(
+        "--rerun", help="methods or labels whose stored records are made again, e.g. prop-mv"
     )
     compare.add_argument("--results", help="records file (default results/runs/<dataset>.jsonl)")
     compare.add_argument("--reports", help="report folder (default reports/<dataset>)")
@@ -246,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="re-render tables and figures from records only")
     report.add_argument("--dataset", default="synthcity")
-    report.add_argument("--seed", type=int, default=0, help="the seed whose runs to report")
+    report.add_argument("--seed", type=at_least(0), default=0, help="the seed whose runs to report")
     report.add_argument("--seeds", help="several seeds side by side, e.g. 0-2 (reports/<dataset>-seeds)")
     report.add_argument("--results")
     report.add_argument("--reports")
@@ -259,8 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="motion sources to measure (raft is added when --raft-weights is given)",
     )
     motion.add_argument("--dataset", default="synthcity")
-    motion.add_argument("--synth-videos", type=int, default=6, help="val videos for EPE")
-    motion.add_argument("--real-frames", type=int, default=30, help="frames per real clip")
+    motion.add_argument("--synth-videos", type=at_least(1), default=6, help="val videos for EPE")
+    motion.add_argument("--real-frames", type=at_least(2), default=30, help="frames per real clip")
     motion.add_argument("--raft-weights", help="local torchvision RAFT weights (else random init)")
     add_study_paths(motion, "motion")
     motion.set_defaults(func=cmd_motion)
@@ -268,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     focus = sub.add_parser("focus", help="where AdaFocus looks: patch hit rates, Fig. 7")
     focus.add_argument("--methods", default="adafocus,adafocus:policy=random")
     focus.add_argument("--dataset", default="synthaction")
-    focus.add_argument("--videos", type=int, default=0, help="val videos (0 = all)")
-    focus.add_argument("--drawn", type=int, default=4, help="videos drawn in the figure")
+    focus.add_argument("--videos", type=at_least(0), default=0, help="val videos (0 = all)")
+    focus.add_argument("--drawn", type=at_least(0), default=4, help="videos drawn in the figure")
     add_study_paths(focus, "focus")
     focus.set_defaults(func=cmd_focus)
 
@@ -278,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add_argument("--work", default="results/runs/ci")
     regress.add_argument("--update", action="store_true", help="write a new baseline instead")
     regress.add_argument("--task", default="", help="only these tasks, e.g. recognition")
+    regress.add_argument(
+        "--config", help="a TOML file of [[run]] tables to gate instead of the tasks' own runs"
+    )
     regress.set_defaults(func=cmd_regress)
     return parser
 

@@ -1,7 +1,8 @@
 """The one record type: what produced a measurement (its identity) and what it measured.
 
 Every record the runner stores is built here, so that accuracy, speed and failure records
-share one shape: ``record_id`` (a hash of the identity), the identity's fields, the label,
+share one shape: ``record_id`` (a hash of the identity, code included), ``measured_id`` (the
+same without the code fingerprint), the identity's fields, the label,
 the run context (run id, provenance), the result fields and the creation time.
 """
 
@@ -38,10 +39,17 @@ class Record:
     def record_id(self) -> str:
         return record_id(self.identity)
 
+    @property
+    def measured_id(self) -> str:
+        """The identity without the code fingerprint: what was measured (method, options,
+        dataset, checkpoints, setting), stable across commits, for the gate and goldens."""
+        return record_id({k: v for k, v in self.identity.items() if k != "code"})
+
     def to_json(self) -> dict[str, Any]:
         return jsonable(
             {
                 "record_id": self.record_id,
+                "measured_id": self.measured_id,
                 **self.identity,
                 "label": self.label,
                 **self.context,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import math
 import typing
 from typing import Any
 
@@ -136,10 +137,23 @@ def parse_config(config_cls: type, options: dict[str, str], owner: str) -> Any:
                 f"Unknown option '{key}' for {owner}. Fields: {', '.join(fields) or '(none)'}."
             )
         values[key] = _cast(raw, hints[key], f"{owner} option '{key}'")
+        _check_number(values[key], f"{owner} option '{key}'")
     try:
         return config_cls(**values)
     except ValueError as error:
         raise RegistryError(f"Bad options for {owner}: {error}") from error
+
+
+def _check_number(value: Any, what: str) -> None:
+    """Every numeric option is finite and not negative (no option has a meaningful negative
+    value; 0 means "default" or "all" where a docstring says so). Each config's own checks
+    (``__post_init__``) add the upper bounds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RegistryError(f"{what} is {value}; it must be a finite number.")
+    if value < 0:
+        raise RegistryError(f"{what} is {value}; it must be >= 0.")
 
 
 def _cast(raw: str, annotation: Any, what: str) -> Any:

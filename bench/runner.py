@@ -8,6 +8,7 @@ in vidbench.building, the passes in vidbench.passes, the record type in vidbench
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -24,17 +25,20 @@ from vidbench.building import (
     Prepared,
     RunSettings,
     build_dataset,
+    canonical_label,
     check_device,
     check_protocol,
     eval_split,
+    prepare_config,
     prepare_method,
     setting_text,
+    speed_baseline_config,
 )
 from vidbench.meter import TimingMeter
 from vidbench.protocols import Setting
 from vidbench.provenance import provenance
 from vidbench.records import Record
-from vidbench.speed import summarise_offline, summarise_speed
+from vidbench.speed import same_run_speedup, summarise_offline, summarise_speed
 from vidbench.store import Store
 
 __all__ = ["RunSettings", "Runner"]
@@ -80,7 +84,15 @@ class Runner:
         if device != self.settings.device:
             self.settings = dataclasses.replace(self.settings, device=device)
         torch.set_num_threads(distributed.threads_per_rank(self.settings.threads))
+        # one writer per store: a second compare on it waits here (under torchrun, rank 0 writes)
+        with self.store.lock() if distributed.is_writer() else contextlib.nullcontext():
+            return self._compare(method_specs, dataset_name, dataset_options)
+
+    def _compare(
+        self, method_specs: Sequence[str], dataset_name: str, dataset_options: dict[str, str] | None
+    ) -> list[dict[str, Any]]:
         dataset = build_dataset(dataset_name, dataset_options or {}, self.settings.data_root)
+        self._dataset = dataset
         if distributed.is_writer():  # under torchrun rank 0 renders or encodes what is missing
             dataset.prepare()
         distributed.barrier()
@@ -92,8 +104,10 @@ class Runner:
             "provenance": provenance(self.settings.device),
             "preparation": dataset.preparation() if hasattr(dataset, "preparation") else {},
         }
-        done = {r["record_id"] for r in self.store.records() if "error" not in r}
-        with torch.inference_mode():
+        done = self._done(prepared)
+        speed_videos = videos[: self.settings.speed_videos]
+        plan = self._speed_plan(prepared, speed_videos, done)  # may build baselines: not in
+        with torch.inference_mode():  # inference mode, which training cannot run under
             for item in prepared:
                 protocol = passes.task_of(item.method).protocol
                 for setting in item.settings:
@@ -106,9 +120,24 @@ class Runner:
                     self._accuracy(item, identity, setting, dataset, videos, done)
             if distributed.is_writer():  # throughput is measured on one device, by rank 0
                 torch.set_num_threads(self.settings.threads)
-                self._speed(prepared, videos[: self.settings.speed_videos], done)
+                self._speed(plan, speed_videos)
         distributed.barrier()
         return [r for r in self.store.records() if r.get("run_id") == self.run_id]
+
+    def _done(self, prepared: Sequence[Prepared]) -> set[str]:
+        """Ids of the stored records that need no re-run: not failures, evaluator state intact
+        (a missing or damaged sidecar is re-computed), and not of a method in ``rerun``."""
+        rerun = set(self.settings.rerun)
+        forced = {p.label for p in prepared if p.label in rerun or p.identity["method"] in rerun}
+        done = set()
+        for record in self.store.records():
+            if "error" in record or record.get("label") in forced:
+                continue
+            if "state" in record and not self.store.state_intact(record):
+                self.log(f"re-computing {record['label']}: {self.store.state_problem(record)}")
+                continue
+            done.add(record["record_id"])
+        return done
 
     def _accuracy(
         self,
@@ -149,39 +178,79 @@ class Runner:
         self._append(Record(record.identity, record.label, self.context, {"error": str(error)}))
         self.log(f"FAILED {record.identity['kind']} {record.label}: {error}")
 
-    def _speed(
+    def _speed_plan(
         self, prepared: Sequence[Prepared], videos: Sequence[VideoSource], done: set[str]
-    ) -> None:
-        todo = []
-        for item in prepared:
-            task = passes.task_of(item.method)
-            for setting in item.settings:
-                for scenario in task.scenarios:
-                    identity = {
-                        **item.identity,
-                        "kind": "speed",
-                        "scenario": scenario,
-                        "protocol": task.protocol.stream_name,
-                        **setting,
-                        **({"batch": self.settings.batch} if scenario == "offline" else {}),
-                        "speed_videos": [v.info.name for v in videos],
-                        "rounds": self.settings.speed_rounds,
-                        "threads": self.settings.threads,
-                        # the device joins the identity off the CPU (CPU records keep their ids)
-                        **({} if self.settings.device == "cpu" else {"device": self.settings.device}),
-                    }
-                    record = Record(identity, item.label, self.context, {})
-                    if record.record_id not in done:
-                        todo.append((record, item, setting))
-        if not todo:
+    ) -> tuple[list, dict]:
+        """What to time: the speed records the store lacks, and for each the entry of its task's
+        speed baseline (built like it), which joins the same interleaved rounds so that every
+        speed record carries a same-run speed-up. Run on every rank: building a baseline may
+        train it, and checkpoints are built in step across ranks."""
+        todo = [
+            entry
+            for item in prepared
+            for entry in self._speed_entries(item, videos)
+            if entry[0].record_id not in done
+        ]
+        timed, base_of = list(todo), {}
+        labels = {item.label: item for item in prepared}
+        for record, item, setting in todo:
+            base = self._baseline(item, labels)
+            # the baseline at the method's setting where it has it, else at its own (``frame``
+            # has every frame a key and so one setting, interval 1)
+            scenario = record.identity["scenario"]
+            candidates = [
+                e for e in self._speed_entries(base, videos) if e[0].identity["scenario"] == scenario
+            ]
+            entry = next((e for e in candidates if e[2] == setting), candidates[0])
+            if all(entry[0].record_id != r.record_id for r, _, _ in timed):
+                timed.append(entry)
+            base_of[record.record_id] = entry[0]
+        return timed, base_of
+
+    def _speed(self, plan: tuple[list, dict], videos: Sequence[VideoSource]) -> None:
+        timed, base_of = plan
+        if not timed:
             return
         try:
-            self._measure_speed(todo, videos)
+            self._measure_speed(timed, videos, base_of)
         except DataError as error:
-            for record, _, _ in todo:
+            for record, _, _ in timed:
                 self._failed(record, error)
 
-    def _measure_speed(self, todo: list, videos: Sequence[VideoSource]) -> None:
+    def _speed_entries(self, item: Prepared, videos: Sequence[VideoSource]) -> list[tuple]:
+        """(record, item, setting) for every speed record ``item`` has: one per protocol
+        setting and speed scenario."""
+        task = passes.task_of(item.method)
+        entries = []
+        for setting in item.settings:
+            for scenario in task.scenarios:
+                identity = {
+                    **item.identity,
+                    "kind": "speed",
+                    "scenario": scenario,
+                    "protocol": task.protocol.stream_name,
+                    **setting,
+                    **({"batch": self.settings.batch} if scenario == "offline" else {}),
+                    "speed_videos": [v.info.name for v in videos],
+                    "rounds": self.settings.speed_rounds,
+                    "threads": self.settings.threads,
+                    # the device joins the identity off the CPU (CPU records keep their ids)
+                    **({} if self.settings.device == "cpu" else {"device": self.settings.device}),
+                }
+                entries.append((Record(identity, item.label, self.context, {}), item, setting))
+        return entries
+
+    def _baseline(self, item: Prepared, built: dict[str, Prepared]) -> Prepared:
+        """The speed baseline of ``item``: one of this run's methods when it was asked for,
+        else built here (its checkpoints come from the cache when another run trained them)."""
+        name, config = speed_baseline_config(item)
+        label = canonical_label(name, config, type(config)())
+        if label not in built:
+            self.log(f"speed baseline {label} joins the timing rounds of {item.label}")
+            built[label] = prepare_config(name, config, self._dataset, self.settings)
+        return built[label]
+
+    def _measure_speed(self, todo: list, videos: Sequence[VideoSource], base_of: dict) -> None:
         partial = self.store.partial_dir()
         origin = self.context["provenance"]
         rounds: dict[str, list] = {}
@@ -200,7 +269,9 @@ class Runner:
         }
         total = self.settings.speed_rounds
         for round_index in tqdm(range(total), desc="speed: interleaved rounds", unit="round"):
-            for record, item, setting in todo:
+            # the order rotates every round, so no method always runs first or last
+            shift = round_index % len(todo)
+            for record, item, setting in todo[shift:] + todo[:shift]:
                 done = rounds[record.record_id]
                 if len(done) > round_index:
                     continue
@@ -212,8 +283,17 @@ class Runner:
                 _write_atomic(
                     partial / f"{record.record_id}.json", {"provenance": origin, "rounds": done}
                 )
+        summaries = {
+            record.record_id: self._summary(record, rounds[record.record_id], extras)
+            for record, _, _ in todo
+        }
         for record, item, setting in todo:
-            self._store_speed(record, item, setting, rounds[record.record_id], extras)
+            base = base_of.get(record.record_id, record)
+            speed = {
+                **summaries[record.record_id],
+                **same_run_speedup(summaries[record.record_id], summaries[base.record_id], base),
+            }
+            self._store_speed(record, item, setting, speed, extras)
 
     def _checks(self, record: Record, item: Prepared, setting: Setting, video: VideoSource) -> dict:
         """The cost pass and the spot check of a stream record; the batching check of an
@@ -225,33 +305,40 @@ class Runner:
             "spot_check": passes.spot_check(item, video, setting),
         }
 
-    def _store_speed(
-        self, record: Record, item: Prepared, setting: Setting, rounds: list, extras: dict
-    ) -> None:
-        rid = record.record_id
+    def _summary(self, record: Record, rounds: list, extras: dict) -> dict[str, Any]:
+        """The speed summary of ``record``'s rounds, INVALID where its check failed."""
         offline = record.identity["scenario"] == "offline"
         speed = summarise_offline(rounds) if offline else summarise_speed(rounds)
-        if extras[rid]["spot_check"].get("agreement", 1.0) < 1.0:
+        if extras[record.record_id]["spot_check"].get("agreement", 1.0) < 1.0:
             speed["validity"] = "INVALID"
             speed["reasons"].append(
                 "batched output differs from the stream (batching check)"
                 if offline
                 else "stream output differs from the accuracy pass (spot check)"
             )
+        return speed
+
+    def _store_speed(
+        self, record: Record, item: Prepared, setting: Setting, speed: dict, extras: dict
+    ) -> None:
+        rid = record.record_id
+        offline = record.identity["scenario"] == "offline"
         region = passes.OFFLINE_TIMED_REGION if offline else passes.TIMED_REGION
         result = {**extras[rid], "speed": speed, "timed_region": region}
         self._append(Record(record.identity, item.label, self.context, result))
         (self.store.partial_dir() / f"{rid}.json").unlink(missing_ok=True)
         unit = passes.task_of(item.method).cost_unit
         scenario = record.identity["scenario"]
+        ratio = f", {speed['speedup']:.2f}x {speed['baseline']['label']}"
         if offline:
             self.log(
                 f"speed {item.label} {scenario} batch {speed['batch']}: "
-                f"{speed['videos_per_s']:.2f} videos/s, {speed['fps']:.1f} fps ({speed['validity']})"
+                f"{speed['videos_per_s']:.2f} videos/s, {speed['fps']:.1f} fps{ratio} "
+                f"({speed['validity']})"
             )
             return
         self.log(
-            f"speed {item.label} {setting_text(setting)}: {speed['fps']:.1f} fps "
+            f"speed {item.label} {setting_text(setting)}: {speed['fps']:.1f} fps{ratio} "
             f"({speed['validity']}), {extras[rid]['cost'][f'gmacs_per_{unit}']:.3f} "
             f"GMACs/{unit}"
         )

@@ -127,3 +127,24 @@ def summarise_offline(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "reasons": reasons,
         "warnings": warnings,
     }
+
+
+def same_run_speedup(speed: dict[str, Any], base: dict[str, Any], base_record: Any) -> dict:
+    """The speed-up over the task's speed baseline timed in the same interleaved rounds: the
+    ratio of median fps, and the per-round ratios (round k of both ran back to back, so load
+    that slows both cancels) with their IQR over median as the speed-up's own noise."""
+    pairs = [m / b for m, b in zip(speed["fps_rounds"], base["fps_rounds"])]
+    q1, q3 = np.percentile(pairs, [25, 75])
+    return {
+        "speedup": speed["fps"] / base["fps"],
+        "speedup_rounds": pairs,
+        "speedup_iqr_over_median": float((q3 - q1) / np.median(pairs)),
+        "baseline": {
+            "label": base_record.label,
+            "record_id": base_record.record_id,
+            "fps": base["fps"],
+            "fps_iqr_over_median": base["fps_iqr_over_median"],
+            "validity": base["validity"],
+            **({"latency_p50_ms": base["latency_ms"]["p50"]} if "latency_ms" in base else {}),
+        },
+    }

@@ -13,12 +13,16 @@ gate read metrics only, so the record file stays small.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
+
+from vidbench.files import file_lock
 
 SCHEMA_VERSION = 1
 
@@ -33,21 +37,39 @@ def record_id(identity: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite float as None: records are strict JSON, which
+    every reader accepts (``NaN`` is a Python extension)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """All records in a JSON-lines file; a torn last line (interrupted write) is skipped."""
+    """All records in a JSON-lines file. A last line without its newline is a torn write (an
+    interrupted append) and is skipped; any complete line that is not a record is an error
+    naming the file and line."""
     if not path.exists():
         return []
-    lines = path.read_text().splitlines()
+    data = path.read_text()
+    lines = data.split("\n")
+    torn = lines.pop()  # "" when the file ends with a newline
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as error:
-            if number == len(lines):
-                break
             raise StoreError(f"{path}:{number}: not a JSON record ({error.msg}).") from error
+        if not isinstance(record, dict) or "record_id" not in record:
+            raise StoreError(f"{path}:{number}: a JSON value but not a record (no record_id).")
+        records.append(record)
+    del torn
     return records
 
 
@@ -62,6 +84,11 @@ class Store:
         latest = {record["record_id"]: record for record in read_records(self.path)}
         return list(latest.values())
 
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Exclusive use of this store (and its partial timing rounds) by one process: a second
+        ``bench compare`` on it waits until the first is done, then finds its records."""
+        return file_lock(self.path.with_suffix(".lock"))
+
     def ids(self) -> set[str]:
         return {record["record_id"] for record in self.records()}
 
@@ -72,8 +99,11 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if "state" in record:
             record = {**record, "state": self._write_state(record["record_id"], record["state"])}
-        line = json.dumps({"schema_version": SCHEMA_VERSION, **record}, sort_keys=True)
+        line = json.dumps(
+            strict_json({"schema_version": SCHEMA_VERSION, **record}), sort_keys=True, allow_nan=False
+        )
         self._drop_torn_tail()
+        read_records(self.path)  # never write after a line that is not a record
         with self.path.open("a") as handle:
             handle.write(line + "\n")
             handle.flush()
@@ -81,12 +111,12 @@ class Store:
 
     def _write_state(self, rid: str, state: Any) -> dict[str, str]:
         """Write ``state`` to its sidecar (atomically: a temporary file renamed) -> the reference."""
-        data = json.dumps(state, sort_keys=True).encode()
+        data = json.dumps(strict_json(state), sort_keys=True, allow_nan=False).encode()
         sha = hashlib.sha256(data).hexdigest()
         name = f"{rid}-{sha[:16]}.json.gz"
         folder = self.states_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / name).exists():
+        if self._sidecar_sha(folder / name) != sha:  # absent or damaged: (re)write it
             partial = folder / f"{name}.tmp"
             with partial.open("wb") as handle:
                 handle.write(gzip.compress(data, compresslevel=6, mtime=0))
@@ -94,6 +124,13 @@ class Store:
                 os.fsync(handle.fileno())
             partial.replace(folder / name)
         return {"sidecar": name, "sha256": sha}
+
+    @staticmethod
+    def _sidecar_sha(path: Path) -> str | None:
+        try:
+            return hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()
+        except (OSError, EOFError, gzip.BadGzipFile):
+            return None
 
     def state(self, record: dict[str, Any]) -> Any:
         """The evaluator state of ``record``: read from its sidecar (checked against the hash
@@ -106,11 +143,22 @@ class Store:
         path = self.states_dir() / reference["sidecar"]
         try:
             data = gzip.decompress(path.read_bytes())
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, gzip.BadGzipFile) as error:
             raise StoreError(f"{path}: cannot read the evaluator state ({error}).") from error
         if hashlib.sha256(data).hexdigest() != reference["sha256"]:
             raise StoreError(f"{path}: content does not match the sha256 its record holds.")
         return json.loads(data)
+
+    def state_problem(self, record: dict[str, Any]) -> str | None:
+        """Why ``record``'s evaluator state cannot be read back (None when it can)."""
+        try:
+            self.state(record)
+        except (StoreError, json.JSONDecodeError, UnicodeDecodeError) as error:
+            return str(error)
+        return None
+
+    def state_intact(self, record: dict[str, Any]) -> bool:
+        return self.state_problem(record) is None
 
     def _drop_torn_tail(self) -> None:
         """Cut a last line left unfinished by an interrupted append, so it stays the last."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from vidbench import distributed
 from vidbench.api import VideoSource
-from vidbench.files import file_sha256
+from vidbench.files import file_lock, file_sha256, read_json, write_json_atomic
 from vidbench.store import record_id
 
 
@@ -32,14 +34,45 @@ class HarnessWorkspace:
         return self._train
 
     def checkpoint(self, name: str, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
+        """The checkpoint ``name`` keyed by ``key``: built once (one process at a time, under
+        a lock), with its SHA-256 beside it; a file that no longer matches its hash (truncated,
+        bit-flipped) is built again, never used."""
         digest = record_id({"dataset": self.dataset.fingerprint(), "name": name, **key})
         path = self.cache_dir / f"{name}-{digest}.pt"
-        if not path.exists() and distributed.is_writer():  # under torchrun rank 0 builds it
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".tmp")
-            build(partial)
-            partial.replace(path)
+        if distributed.is_writer():  # under torchrun rank 0 builds it
+            with file_lock(path.with_suffix(".lock")):
+                if not _intact(path):
+                    if path.exists():
+                        print(f"checkpoint {path} is damaged: building it again", file=sys.stderr)
+                    partial = path.with_suffix(".tmp")
+                    build(partial)
+                    sha = file_sha256(partial)
+                    partial.replace(path)
+                    write_json_atomic(_hash_file(path), {"sha256": sha})
         distributed.barrier()
-        sha = file_sha256(path)[:16]
+        if not _intact(path):
+            raise RuntimeError(f"checkpoint {path} does not match its recorded SHA-256.")
+        sha = read_json(_hash_file(path), "checkpoint hash")["sha256"][:16]
         self.used[name] = {"file": path.name, "sha256": sha}
         return path
+
+
+def _hash_file(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256.json")
+
+
+def _intact(path: Path) -> bool:
+    """``path`` exists and matches the SHA-256 written beside it when it was built. A file from
+    before hashes were kept is adopted once it loads (its hash is written then)."""
+    if not path.exists():
+        return False
+    recorded = read_json(_hash_file(path), "checkpoint hash", default=None)
+    actual = file_sha256(path)
+    if recorded is None:
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # any unreadable file is rebuilt, whatever the loader raises
+            return False
+        write_json_atomic(_hash_file(path), {"sha256": actual})
+        return True
+    return isinstance(recorded, dict) and recorded.get("sha256") == actual

@@ -1,6 +1,7 @@
-"""Procedural scenery the synthetic worlds share: a wide textured background (smooth colour
+"""What the synthetic worlds share: a wide textured background (smooth colour
 fields, horizon shading, noise and clutter) that a camera pans over (synthdet) or that sits
-behind the moving object (synthaction). numpy + OpenCV, deterministic from the generator."""
+behind the moving object (synthaction), numpy + OpenCV, deterministic from the generator; and
+the size limits every world checks before it renders anything."""
 
 from __future__ import annotations
 
@@ -27,3 +28,22 @@ def textured_panorama(rng: np.random.Generator, height: int, width: int) -> np.n
             size = (int(rng.integers(2, 6)), int(rng.integers(8, 30)))
             cv2.rectangle(image, centre, (centre[0] + size[0], centre[1] + size[1]), colour, -1)
     return np.clip(image, 0, 255)
+
+
+MAX_SIDE = 4096  # px: twice Cityscapes' 2048; larger frames are refused before any rendering
+MAX_VIDEOS = 100_000
+MAX_FRAMES = 10_000
+
+
+def check_world_size(config: object, world: str) -> None:
+    """Refuse, before anything is rendered, a synthetic world with an empty split or a frame
+    size, length or video count no machine here could render (a ValueError naming it)."""
+    for split in ("train_videos", "val_videos"):
+        count = getattr(config, split)
+        if not 1 <= count <= MAX_VIDEOS:
+            raise ValueError(f"{world}: {split}={count}; allowed 1..{MAX_VIDEOS}")
+    height, width, frames = (getattr(config, k) for k in ("height", "width", "frames"))
+    if max(height, width) > MAX_SIDE:
+        raise ValueError(f"{world}: frames of {height}x{width}; at most {MAX_SIDE} px a side")
+    if not 2 <= frames <= MAX_FRAMES:
+        raise ValueError(f"{world}: frames={frames}; allowed 2..{MAX_FRAMES}")

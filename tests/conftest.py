@@ -1,7 +1,10 @@
-"""Shared fixtures: a tiny synthcity (rendered and H.264-encoded by the test session)."""
+"""Shared fixtures: a tiny synthcity (rendered and H.264-encoded by the test session), and
+helpers that count encodes and damage files for the dataset tests."""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -121,3 +124,29 @@ def refused_before_writing(
         dataset.prepare()
     assert time.monotonic() - started < 5
     assert calls == [] and not data_dir.exists()
+
+
+def corrupt_png_data(path: Path) -> None:
+    """Zero 30 bytes inside the image data: the header and the IEND chunk stay whole."""
+    data = bytearray(path.read_bytes())
+    data[60:90] = bytes(30)
+    path.write_bytes(bytes(data))
+
+
+def cut_png_data(path: Path) -> None:
+    """Rewrite the PNG with its zlib stream cut in half, in a well-formed IDAT chunk (right
+    length and CRC) followed by IEND: only decoding the data shows it."""
+    data = path.read_bytes()
+    header, stream, at = data[8:33], b"", 33
+    while at < len(data):
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        if kind == b"IDAT":
+            stream += data[at + 8 : at + 8 + length]
+        at += 12 + length
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body).to_bytes(4, "big")
+        return len(body).to_bytes(4, "big") + kind + body + crc
+
+    cut = stream[: len(stream) // 2]
+    path.write_bytes(data[:8] + header + chunk(b"IDAT", cut) + chunk(b"IEND", b""))

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from vidbench.protocols import CLIP, CLIP_STREAM  # noqa: E402
 from vidbench.report import plots  # noqa: E402
 from vidbench.report.detection import beside_paper  # noqa: E402
-from vidbench.report.tables import to_markdown  # noqa: E402
+from vidbench.report.tables import code_warning, provenance_section, to_markdown  # noqa: E402
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
 PAPER_SIDE = 224
@@ -489,6 +489,7 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         f"Rows labelled `{source}` are ours; rows labelled `paper (...)` are the paper's numbers "
         "on real data, shown beside ours for layout and trend, never as the same experiment. "
         f"Dataset fingerprint {used[0]['dataset']['fingerprint']}.\n",
+        code_warning(used),
     ]
     for name, (title, note, table, digits) in sections(df, source).items():
         written[f"recognition_{name}_md"] = out_dir / f"recognition_{name}.md"
@@ -507,6 +508,7 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         written[f"recognition_{name}"] = plots.save(figure, out_dir / f"recognition_{name}.png")
         index.append(f"- [{title}](recognition_{name}.png)")
     index.append("- Fig. 7 (patch locations): not drawn, records do not carry patch locations")
+    index += provenance_section(used)
     written["index_md"] = out_dir / "index.md"
     written["index_md"].write_text("\n".join(index) + "\n")
     return written

@@ -40,6 +40,7 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     df.drop(columns=["per_offset"], errors="ignore").to_csv(written["runs_csv"], index=False)
     sections = [
         f"# Accuracy and throughput (seed 000 {_seed_title(dataset_name)} layout)\n",
+        tables.code_warning(records),
         f"Measured on {tables.run_header(records)}.\n",
         f"Dataset {dataset_name}, fingerprint {newest}"
         + (f" (records of {', '.join(others)} left out)" if others else "")
@@ -49,6 +50,9 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         tables.to_markdown(seed),
         f"\n{tables.preparation_line(records)}\n",
         "\n## Speed-up over the per-frame baseline (same run)\n",
+        "Each speed-up divides by the per-frame baseline (built like the scheme) timed in the "
+        "same interleaved rounds of the scheme's own run; the runs are listed under 'Where each "
+        "row comes from'.\n",
         tables.to_markdown(df.pivot_table(index="scheme", columns="interval", values="speedup"), 2),
         "\n## Speed-up bound T_frame / ((T_key + (n-1) T_inter) / n) from p50 latencies, and the "
         "fraction of it reached (below 1: per-stream keys and overheads outside the method)\n",
@@ -88,6 +92,7 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
             f"\n## Paper: seed 000 {title} ({paper_dataset}, Tesla K80), as printed\n",
             tables.to_markdown(tables.paper_table(REFERENCE_DIR / csv_name, paper_dataset)),
         ]
+    sections += tables.provenance_section(records)
     written["table_md"] = out_dir / "table1.md"
     written["table_md"].write_text("\n".join(sections) + "\n")
     figures = {

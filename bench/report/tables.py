@@ -53,6 +53,7 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "gmacs_per_frame": c["gmacs_per_frame"],
                 "params_m": c["params"] / 1e6,
                 "run_id": r["run_id"],
+                **own_speedup(s),
                 **{f"ms_{k}": s["component_ms_per_frame"].get(k, 0.0) for k in COMPONENTS},
                 **{
                     f"intermediate_ms_{k}": s["component_ms_by_kind"]
@@ -74,11 +75,25 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def own_speedup(speed: dict[str, Any]) -> dict[str, Any]:
+    """The speed-up a speed record carries (over its task's baseline, timed in the same
+    rounds), with the baseline's label and p50 latency; empty for records made before."""
+    base = speed.get("baseline")
+    if base is None:
+        return {}
+    return {
+        "record_speedup": speed["speedup"],
+        "baseline": base["label"],
+        "baseline_latency_p50_ms": base.get("latency_p50_ms", float("nan")),
+    }
+
+
 def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
-    """Add ``speedup``: fps over the frame baseline's fps measured in the same run; and
-    ``speedup_bound`` = T_frame / ((T_key + (n-1) T_inter) / n) from the measured p50
-    latencies, with ``bound_reached`` = speedup / bound, so a reader sees whether the method
-    or the harness (keys per stream, per-frame overheads) is the limit."""
+    """Add ``speedup``: fps over the frame baseline's fps timed in the same run (the figure
+    each speed record carries; for records made before they carried one, the frame record of
+    the same run); and ``speedup_bound`` = T_frame / ((T_key + (n-1) T_inter) / n) from the
+    measured p50 latencies, with ``bound_reached`` = speedup / bound, so a reader sees whether
+    the method or the harness (keys per stream, per-frame overheads) is the limit."""
     df = df.copy()
     frames = df[df.scheme.str.split(":").str[0] == "frame"] if "run_id" in df else df.iloc[:0]
     base = frames.drop_duplicates("run_id").set_index("run_id") if len(frames) else None
@@ -88,17 +103,77 @@ def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
             return float("nan")
         return float(base.loc[row.run_id, column])
 
-    df["speedup"] = [row.fps / of_base(row, "fps") for row in df.itertuples()]
+    def carried(row: Any, column: str, fallback: str) -> float:
+        value = getattr(row, column, float("nan"))
+        return of_base(row, fallback) if value is None or pd.isna(value) else float(value)
+
+    df["speedup"] = [
+        row.fps / of_base(row, "fps")
+        if pd.isna(getattr(row, "record_speedup", float("nan")))
+        else row.record_speedup
+        for row in df.itertuples()
+    ]
     bounds = []
     for row in df.itertuples():
         key = getattr(row, "key_p50_ms", float("nan"))
         inter = getattr(row, "intermediate_p50_ms", None)
         n = row.interval
         inter = key if n == 1 or inter is None or pd.isna(inter) else inter
-        bounds.append(of_base(row, "latency_p50_ms") / ((key + (n - 1) * inter) / n))
+        base_latency = carried(row, "baseline_latency_p50_ms", "latency_p50_ms")
+        bounds.append(base_latency / ((key + (n - 1) * inter) / n))
     df["speedup_bound"] = bounds
     df["bound_reached"] = df.speedup / df.speedup_bound
     return df
+
+
+def provenance_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Where each row comes from: per scheme and kind, the settings, the run, the commit
+    (``+dirty`` when the tree had uncommitted changes) and the code fingerprint."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for r in records:
+        if "error" in r or r.get("kind") not in ("accuracy", "speed"):
+            continue
+        code = r.get("provenance", {}).get("code", {})
+        commit = code.get("commit", "unknown")[:10] + ("+dirty" if code.get("dirty") else "")
+        kind = r["kind"] + ("" if r.get("scenario", "stream") == "stream" else f"/{r['scenario']}")
+        key = (r["label"], kind, r.get("run_id", ""), commit, r.get("code", "(before)"))
+        row = rows.setdefault(key, {"settings": set()})
+        row["settings"].add(r.get("interval", ""))
+    table = [
+        {
+            "scheme": label,
+            "kind": kind,
+            "settings": ",".join(str(s) for s in sorted(row["settings"], key=str)),
+            "run": run,
+            "commit": commit,
+            "code": fingerprint,
+        }
+        for (label, kind, run, commit, fingerprint), row in sorted(rows.items())
+    ]
+    return pd.DataFrame(table, columns=["scheme", "kind", "settings", "run", "commit", "code"])
+
+
+def code_warning(records: Iterable[dict[str, Any]]) -> str:
+    """A warning when the records come from more than one commit or a dirty tree (empty when
+    they all come from one clean commit)."""
+    table = provenance_table(records)
+    commits = sorted(set(table.commit))
+    if len(commits) <= 1 and not any(c.endswith("+dirty") for c in commits):
+        return ""
+    return (
+        f"**Warning: these rows come from {len(commits)} code version(s) "
+        f"({', '.join(commits)}); see 'Where each row comes from' below.**\n"
+    )
+
+
+def provenance_section(records: Iterable[dict[str, Any]]) -> list[str]:
+    """The report section listing where each row comes from."""
+    return [
+        "\n## Where each row comes from\n",
+        "Run, commit (+dirty: uncommitted changes) and code fingerprint (the source that can "
+        "change the method's numbers; vidbench.source_fingerprint) of each scheme's records.\n",
+        to_markdown(provenance_table(records)),
+    ]
 
 
 def seed_table(df: pd.DataFrame, schemes: list[str] | None = None) -> pd.DataFrame:

@@ -14,8 +14,9 @@ the options and the lists' content), with its annotations (save_annotations) and
 sidecar ``<snippet>_flags.npz`` of ``occluded``/``generated`` in the same object order;
 generated boxes are kept (the community protocol scores them all, data.md §3.6). The lists and
 the tree are checked before anything is encoded, every XML and JPEG header of what is to be
-encoded next, then each snippet is written under a temporary name and renamed; the manifest
-records encoder settings, sizes, sha256 and encode ms per frame. Cached files count as intact
+encoded next, then each snippet is written under a temporary name and renamed, one process at
+a time (``prepare.lock``); the manifest (written atomically) records encoder settings, sizes,
+sha256 and encode ms per frame. Cached files count as intact
 when present with their recorded sizes (hashing tens of GB on every run would dominate).
 
 DET images (``det_train()``) are one-frame sources read straight from their JPEGs: a still has
@@ -60,7 +61,7 @@ from vidbench.datasets.detection.imagenet_vid_layout import (
 )
 from vidbench.datasets.video.codec import X264_PARAMS, encode_cost, encode_h264, encoder_settings
 from vidbench.datasets.video.encoded import MOTION_GRID
-from vidbench.files import file_sha256
+from vidbench.files import file_lock, file_sha256, read_json, write_json_atomic
 
 LOADER_VERSION = 1
 SPLITS = ("train", "val")
@@ -256,12 +257,10 @@ class ImageNetVID:
     # ---- preparation
 
     def _manifest(self) -> dict:
-        path = self.cache / "manifest.json"
-        if path.exists():
-            try:
-                return json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                pass  # unreadable: every entry counts as missing and is rebuilt
+        """The manifest; a missing or damaged one is empty (every entry is encoded again)."""
+        manifest = read_json(self.cache / "manifest.json", "imagenet-vid manifest", None)
+        if isinstance(manifest, dict) and isinstance(manifest.get("entries"), dict):
+            return manifest
         return {"loader": LOADER_VERSION, "encoder": encoder_settings(self.config.crf),
                 "fps": self.config.fps, "entries": {}}
 
@@ -273,27 +272,31 @@ class ImageNetVID:
         manifest["encode_ms_per_frame"] = encode_cost(manifest["entries"].values()).get(
             "encode_ms_per_frame", 0.0
         )
-        path = self.cache / "manifest.json"
-        partial = path.with_name(".manifest.json.partial")
-        partial.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        partial.replace(path)
+        write_json_atomic(self.cache / "manifest.json", manifest)
 
     def _intact(self, entry: dict | None) -> bool:
-        if entry is None:
+        if not isinstance(entry, dict):
             return False
-        files = [self.cache / entry[key] for key in ("video", "annotations", "flags")]
-        sizes = [entry[f"{key}_bytes"] for key in ("video", "annotations", "flags")]
+        try:
+            files = [self.cache / entry[key] for key in ("video", "annotations", "flags")]
+            sizes = [entry[f"{key}_bytes"] for key in ("video", "annotations", "flags")]
+        except KeyError:
+            return False
         return all(f.is_file() and f.stat().st_size == n for f, n in zip(files, sizes))
 
-    def prepare(self, splits: Sequence[str] = SPLITS) -> Path:
-        """Check the lists and the tree, then parse and encode whatever is missing."""
-        manifest = self._manifest()
-        todo = [
+    def _todo(self, manifest: dict, splits: Sequence[str]) -> list[tuple[str, Snippet]]:
+        """(split, snippet) of every listed snippet the manifest has no intact entry for."""
+        return [
             (split, snippet)
             for split in splits
             for snippet in self._list(split)[1]
             if not self._intact(manifest["entries"].get(snippet.path))
         ]
+
+    def prepare(self, splits: Sequence[str] = SPLITS) -> Path:
+        """Check the lists and the tree, then parse and encode whatever is missing, holding
+        the cache's lock (another process waits, then encodes only what is still missing)."""
+        todo = self._todo(self._manifest(), splits)
         if not todo:
             return self.cache
         for _, snippet in todo:  # the tree: seconds even for all 4417 snippets
@@ -305,7 +308,16 @@ class ImageNetVID:
             annotations = self._parse(snippet)
             if split == "val":
                 self._val_speeds(snippet, annotations, cells)
-        self.cache.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.cache / "prepare.lock"):
+            manifest = self._manifest()
+            todo = self._todo(manifest, splits)  # a subset of what was checked
+            self._encode_all(manifest, todo, cells)
+        return self.cache
+
+    def _encode_all(
+        self, manifest: dict, todo: list[tuple[str, Snippet]], cells: np.ndarray | None
+    ) -> None:
+        """Encode ``todo`` into the cache, listing each snippet in ``manifest`` as it goes."""
         written = time.monotonic()
         try:
             for split, snippet in tqdm(todo, desc="imagenet-vid: encode", unit="snippet"):
@@ -318,7 +330,6 @@ class ImageNetVID:
                     written = time.monotonic()
         finally:
             self._write_manifest(manifest)  # what was encoded stays usable after a failure
-        return self.cache
 
     def _parse(self, snippet: Snippet) -> list[FrameAnnotation]:
         count = check_snippet(self.source, snippet)
@@ -471,19 +482,15 @@ class ImageNetVID:
             if not xml.is_file():
                 raise DataError(f"{xml}: the annotation of {image} is missing; {LAYOUT}.")
         cache = self.data_root / "imagenet-vid" / f"det-{self._det_key(path)}.json"
-        if cache.is_file():
-            rows = json.loads(cache.read_text())
-        else:
+        rows = read_json(cache, "imagenet-vid DET cache", None)
+        if not isinstance(rows, list) or len(rows) != len(names):
             rows = []
             for image, xml in tqdm(list(zip(images, xmls)), desc="imagenet-vid: DET", unit="image"):
                 parsed = parse_xml(xml, False, self.config.box_clip_px)
                 check_size(parsed, image, jpeg_size(image))
                 rows.append([parsed.width, parsed.height, parsed.boxes.tolist(),
                              parsed.labels.tolist()])
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            partial = cache.with_name(f".{cache.name}.partial")
-            partial.write_text(json.dumps(rows))
-            partial.replace(cache)
+            write_json_atomic(cache, rows, indent=None)
         out = []
         for name, image, (width, height, boxes, labels) in zip(names, images, rows):
             count = len(labels)

@@ -11,7 +11,10 @@ frames on disk at a sequence's start and end, so Seq05VD_f00000 is scored with n
 evaluation resolution, §2.5) times ``scale``; labels (nearest) carry train ids 0..10 at N and
 255 (void, and every other frame) elsewhere. Before anything is encoded the tree is checked
 and, per sequence, that still N matches frame N better than frames N-1 and N+1 (§2.6: an
-extraction off by one frame would pair labels with the wrong image).
+extraction off by one frame would pair labels with the wrong image). As for Cityscapes
+(vidbench.datasets.segmentation.cityscapes), each encoded snippet is keyed by its source (size
+and mtime_ns of its frames and still, SHA-256 of its label; the lists' SHA-256 is in the
+fingerprint), and the check reads every image's data before anything is written.
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ from vidbench.datasets.segmentation.cityscapes import (
     cache_header,
     cache_key,
     check_options,
-    png_size,
-    read_png,
     resize,
     scaled,
+    source_key,
 )
+from vidbench.datasets.segmentation.png import check_png_data, png_size, read_png
 from vidbench.datasets.video.codec import X264_PARAMS, encode_cost, encoder_settings
 from vidbench.datasets.video.encoded import EncodedVideo
 from vidbench.files import file_sha256
@@ -187,6 +190,7 @@ class CamVid:
         self.source = Path(config.root or os.environ.get(ROOT_ENV, "") or self.data_root / "camvid")
         self._stills: dict[str, list[Still]] = {}
         self._extents: dict[str, tuple[int, int]] = {}
+        self._sources: dict[str, str] = {}
 
     # ---- lists and identity
 
@@ -232,14 +236,26 @@ class CamVid:
 
     def fingerprint(self) -> str:
         """Identifies the data as runs and checkpoints see it: options (not where the root is),
-        the encoding key and the content of the three lists."""
+        the encoding key, the content of the three lists and the source key of every still
+        used."""
         return self._fingerprint
 
     @cached_property
     def _fingerprint(self) -> str:
         options = {k: v for k, v in asdict(self.config).items() if k != "root"}
         lists = {s: file_sha256(self._list_file(s)) for s in SPLITS}
-        return cache_key({"config": options, "encoding": self._encoding_key, "lists": lists})
+        sources = {s.key: self._source(self.snippet(s)) for p in SPLITS for s in self.stills(p)}
+        identity = {"config": options, "encoding": self._encoding_key, "lists": lists}
+        return cache_key({**identity, "sources": sources})
+
+    def _source(self, snippet: Snippet) -> str:
+        """The snippet's source key: sizes and mtimes of its frames and still, the sha256 of
+        its label file."""
+        still = snippet.still
+        if still.key not in self._sources:
+            stat = (*snippet.frames, still.image)
+            self._sources[still.key] = source_key(self.source, stat, (still.label,), LAYOUT)
+        return self._sources[still.key]
 
     @cached_property
     def _encoding_key(self) -> str:
@@ -307,25 +323,22 @@ class CamVid:
     # ---- preparation
 
     def prepare(self, splits: Sequence[str] = SPLITS) -> Path:
-        """Check the tree and the alignment of what is missing from the cache, then encode it."""
+        """Check the tree (headers, every image's data, label values) and the alignment of
+        what is missing from the cache, then encode it holding the cache's lock."""
         cache = self.cache
-        entries = cache.manifest()["entries"]
-        stills = [
-            s
-            for split in splits
-            for s in self.stills(split)
-            if not cache.intact(entries.get(s.key))
-        ]
-        if stills:
-            snippets = [self.snippet(s) for s in stills]
+        everything = [self.snippet(s) for split in splits for s in self.stills(split)]
+        snippets = cache.missing(everything, lambda s: s.still.key, self._source)
+        if snippets:
             sizes: dict[str, tuple[int, int]] = {}
             for snippet in tqdm(snippets, desc="camvid: check files", unit="still"):
                 self._check_files(snippet, sizes)
+            pngs = [p for s in snippets for p in (s.still.image, s.still.label, *s.frames)]
+            check_png_data(pngs, LAYOUT, "camvid: check image data")
             for snippet in tqdm(snippets, desc="camvid: check labels", unit="still"):
                 to_train_ids(read_png(snippet.still.label, LAYOUT, rgb=False), snippet.still.label)
             alignment = {seq: self._alignment(group) for seq, group in _by_sequence(snippets)}
-            notes = {"alignment": alignment}
-            cache.fill(snippets, lambda s: s.still.key, partial(self._encode, cache), notes)
+            key, build = (lambda s: s.still.key), partial(self._encode, cache)
+            cache.fill(snippets, key, self._source, build, {"alignment": alignment})
         return cache.folder
 
     def _check_files(self, snippet: Snippet, sizes: dict[str, tuple[int, int]]) -> None:
@@ -374,7 +387,8 @@ class CamVid:
         )
         stack = np.full((len(frames), target[1], target[0]), IGNORE_INDEX, np.uint8)
         stack[snippet.scored_index] = resize(labels, target, nearest=True)
-        entry = cache.write(still.key, frames, stack, self.config.crf, self.config.fps)
+        source = self._source(snippet)
+        entry = cache.write(still.key, source, frames, stack, self.config.crf, self.config.fps)
         return {**entry, "scored_index": snippet.scored_index}
 
     # ---- access
@@ -384,20 +398,16 @@ class CamVid:
         missing)."""
         stills = self.stills(name)
         self.prepare((name,))
-        cache = self.cache
-        entries = cache.manifest()["entries"]
         videos = []
         for still in stills:
-            entry = entries[still.key]
+            snippet = self.snippet(still)
+            files = self.cache.paths(still.key, self._source(snippet))
+            index = snippet.scored_index
             videos.append(
                 EncodedVideo(
-                    still.image.stem,
-                    cache.folder / entry["video"],
-                    cache.folder / entry["labels"],
-                    (entry["scored_index"],),
-                    float(self.config.fps),
-                    scored_index=entry["scored_index"],
-                )
+                    still.image.stem, files["video"], files["labels"], (index,),
+                    float(self.config.fps), scored_index=index,
+                )  # fmt: skip
             )
         return videos
 

@@ -7,11 +7,21 @@ gtFine file name (§1.2, §1.6). Each labelled frame becomes one video of frames
 its sequence (fewer before F where F < 19), with labels only at F (255 elsewhere), encoded once
 with encode_h264's settings under ``<data_root>/cityscapes-h264/<encoding key>/``; the key
 hashes the loader version, the x264 parameters, crf, fps and scale, so subsets share the files.
-The tree (every file present, every PNG header readable and whole, every label id known) is
-checked before the first encode, and each entry is written under temporary names and renamed,
-so bad data fails in seconds and leaves nothing half-written.
 
-The PNG helpers and ``SnippetCache`` here are shared with vidbench.datasets.segmentation.camvid.
+Each encoded snippet is keyed by its source (``source_key``): the size and mtime_ns of its
+frames (hashing some 90,000 full-size frames on every run would dominate) and the SHA-256 of
+its gtFine file (small). So another root, or a changed file, never reuses another tree's
+encodes, and the fingerprint (records' dataset identity; the encode timing stays out of it)
+changes with the content. A frame rewritten with the same size and mtime is not noticed.
+
+Before the first encode, everything to be encoded is checked: every file present with a
+readable, whole PNG header (seconds), then every image's data (``png.check_png_data``: about
+one more read of the frames, so that a frame whose data is broken fails before anything is
+written, not after other snippets were encoded), then every label id. Entries are written
+under temporary names and renamed, one process at a time (``SnippetCache.fill``).
+
+``SnippetCache``, ``source_key`` and the helpers here are shared with
+vidbench.datasets.segmentation.camvid.
 """
 from __future__ import annotations
 
@@ -30,9 +40,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 from vidbench.api import DataError
+from vidbench.datasets.segmentation.png import check_png_data, png_size, read_png
 from vidbench.datasets.video.codec import X264_PARAMS, encode_cost, encode_h264, encoder_settings
 from vidbench.datasets.video.encoded import EncodedVideo
-from vidbench.files import file_sha256
+from vidbench.files import file_lock, file_sha256, read_json, write_json_atomic
 
 T = TypeVar("T")
 
@@ -108,49 +119,7 @@ def parse_gt_name(name: str) -> LabelledFrame:
     return LabelledFrame(match.group(1), int(match.group(2)), int(match.group(3)))
 
 
-# ---- PNG reading and the snippet cache (shared with vidbench.datasets.segmentation.camvid)
-
-_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its CRC: the last bytes of a whole PNG
-_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
-
-
-def png_size(path: Path, layout: str) -> tuple[int, int]:
-    """(width, height) from the header; a missing, non-PNG or truncated file raises DataError
-    (truncation is seen from the missing IEND chunk, without decoding)."""
-    if not path.is_file():
-        raise DataError(f"{path}: missing; {layout}.")
-    try:
-        with Image.open(path) as image:
-            kind, size = image.format, image.size
-        with open(path, "rb") as handle:
-            handle.seek(max(0, path.stat().st_size - 1024))
-            tail = handle.read()
-    except _READ_ERRORS as error:
-        raise DataError(f"{path}: unreadable PNG ({error}); {layout}.") from None
-    if kind != "PNG":
-        raise DataError(f"{path}: a {kind} file, not a PNG; {layout}.")
-    if _PNG_END not in tail:
-        raise DataError(f"{path}: truncated PNG (no IEND chunk at the end); {layout}.")
-    return size
-
-
-def read_png(path: Path, layout: str, rgb: bool) -> np.ndarray:
-    """(H, W, 3) uint8 RGB when ``rgb``, else (H, W) uint8 of a single-channel 8-bit PNG;
-    a truncated or corrupt file raises DataError naming it."""
-    try:
-        with Image.open(path) as image:
-            image.load()  # decode now: a truncated stream fails here, not later
-            if rgb:
-                return np.asarray(image.convert("RGB"))
-            array = np.asarray(image)
-    except _READ_ERRORS as error:
-        raise DataError(f"{path}: unreadable or truncated PNG ({error}); {layout}.") from None
-    if array.ndim != 2 or array.dtype != np.uint8:
-        raise DataError(
-            f"{path}: a label PNG must be single-channel 8-bit, got shape {array.shape} "
-            f"dtype {array.dtype}; {layout}."
-        )
-    return array
+# ---- the snippet cache and helpers (shared with vidbench.datasets.segmentation.camvid)
 
 
 def resize(image: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray:
@@ -177,13 +146,36 @@ def cache_header(config: Any, loader: int) -> dict:
     return {"loader": loader, "encoder": encoder_settings(c.crf), "fps": c.fps, "scale": c.scale}
 
 
-class SnippetCache:
-    """Encoded snippets (``<key>.mp4`` + ``<key>_labels.npz``) under ``folder``, listed in
-    ``manifest.json`` with sizes, sha256 and encode ms per frame.
+def source_key(root: Path, stat: Sequence[Path], hashed: Sequence[Path], layout: str) -> str:
+    """What an encoded entry is keyed by: the sha256 of each ``stat`` file's path under
+    ``root`` with its size and mtime_ns (frames: too many and too large to hash on every run)
+    and each ``hashed`` file's path and sha256 (labels: small); a missing file raises
+    DataError naming it."""
 
-    An entry counts as intact when its files are there with the recorded sizes (hashing every
-    cached file on each run would dominate); damaged or missing entries are encoded again.
-    Files are written under temporary names and renamed, the manifest is replaced atomically.
+    def facts(path: Path, digest: bool) -> list:
+        try:
+            if digest:
+                return [str(path.relative_to(root)), file_sha256(path)]
+            info = path.stat()
+            return [str(path.relative_to(root)), info.st_size, info.st_mtime_ns]
+        except FileNotFoundError:
+            raise DataError(f"{path}: missing; {layout}.") from None
+        except OSError as error:
+            raise DataError(f"{path}: unreadable ({error}); {layout}.") from None
+
+    rows = [facts(p, False) for p in stat] + [facts(p, True) for p in hashed]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+class SnippetCache:
+    """Encoded snippets under ``folder``, listed in ``manifest.json`` with the source key they
+    were encoded from (``source_key``), sizes, sha256 and encode ms per frame; an entry's files
+    are ``<key>-<source key[:12]>.mp4`` and ``..._labels.npz``.
+
+    An entry counts as intact when its source key is the one asked for and its files are there
+    with the recorded sizes (hashing every cached file on each run would dominate); anything
+    else is encoded again, one process at a time (``fill`` holds ``prepare.lock``). Files are
+    written under temporary names and renamed, the manifest is replaced atomically.
     """
 
     def __init__(self, folder: Path, header: dict) -> None:
@@ -191,34 +183,45 @@ class SnippetCache:
         self.header = header  # loader version, encoder settings, fps: recorded in the manifest
 
     def manifest(self) -> dict:
-        path = self.folder / "manifest.json"
-        if path.exists():
-            try:
-                return json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                pass  # unreadable: every entry counts as missing and is encoded again
-        return {**self.header, "entries": {}}
+        """The manifest; a missing or damaged one is empty (every entry is encoded again)."""
+        manifest = read_json(self.folder / "manifest.json", "snippet-cache manifest", None)
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("entries"), dict):
+            return {**self.header, "entries": {}}
+        return manifest
 
-    def intact(self, entry: dict | None) -> bool:
-        if entry is None:
+    def paths(self, key: str, source: str) -> dict[str, Path]:
+        """The video and labels files of entry ``key`` encoded from ``source``."""
+        stem = f"{key}-{source[:12]}"
+        return {"video": self.folder / f"{stem}.mp4", "labels": self.folder / f"{stem}_labels.npz"}
+
+    def intact(self, entry: dict | None, source: str) -> bool:
+        """``entry`` was encoded from ``source`` and its files are there, of their sizes."""
+        if not isinstance(entry, dict) or entry.get("source") != source:
             return False
-        files = [(self.folder / entry[k], entry[f"{k}_bytes"]) for k in ("video", "labels")]
+        try:
+            files = [(self.folder / entry[k], entry[f"{k}_bytes"]) for k in ("video", "labels")]
+        except KeyError:
+            return False
         return all(path.is_file() and path.stat().st_size == size for path, size in files)
+
+    def missing(
+        self, items: Sequence[T], key: Callable[[T], str], source: Callable[[T], str]
+    ) -> list[T]:
+        """The ``items`` whose entry is not intact for their source key."""
+        entries = self.manifest()["entries"]
+        return [i for i in items if not self.intact(entries.get(key(i)), source(i))]
 
     def save(self, manifest: dict) -> None:
         """Write the manifest atomically, with the frame-weighted encode cost of all entries."""
         manifest.update(encode_cost(manifest["entries"].values()))
-        path = self.folder / "manifest.json"
-        partial = path.with_name(".manifest.json.partial")
-        partial.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        partial.replace(path)
+        write_json_atomic(self.folder / "manifest.json", manifest)
 
-    def write(self, key: str, frames: np.ndarray, labels: np.ndarray, crf: int, fps: int) -> dict:
-        """Encode (T,H,W,3) ``frames`` and store (T,H,W) ``labels`` as entry ``key``."""
-        final = {
-            "video": self.folder / f"{key}.mp4",
-            "labels": self.folder / f"{key}_labels.npz",
-        }
+    def write(
+        self, key: str, source: str, frames: np.ndarray, labels: np.ndarray, crf: int, fps: int
+    ) -> dict:
+        """Encode (T,H,W,3) ``frames`` and store (T,H,W) ``labels`` as entry ``key`` made
+        from ``source``."""
+        final = self.paths(key, source)
         final["video"].parent.mkdir(parents=True, exist_ok=True)
         partial = {k: p.with_name(f".{p.stem}.partial{p.suffix}") for k, p in final.items()}
         try:
@@ -230,6 +233,7 @@ class SnippetCache:
             for path in partial.values():
                 path.unlink(missing_ok=True)
         entry: dict = {
+            "source": source,
             "frames": len(frames),
             "height": frames.shape[1],
             "width": frames.shape[2],
@@ -245,25 +249,40 @@ class SnippetCache:
         self,
         todo: Sequence[T],
         key: Callable[[T], str],
+        source: Callable[[T], str],
         build: Callable[[T], dict],
         notes: dict[str, dict] | None = None,
     ) -> None:
-        """Run ``build`` (which encodes one entry via ``write``) for each item, recording its
-        entry under ``key(item)`` and merging ``notes`` into the manifest's top-level dicts;
-        what was encoded stays listed after a failure."""
-        manifest = self.manifest()
-        for name, values in (notes or {}).items():
-            manifest[name] = {**manifest.get(name, {}), **values}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        saved = time.monotonic()
-        try:
-            for item in tqdm(todo, desc=f"{self.folder.parent.name}: encode", unit="snippet"):
-                manifest["entries"][key(item)] = build(item)
-                if time.monotonic() - saved > 30:  # a large manifest is not rewritten per entry
-                    self.save(manifest)
-                    saved = time.monotonic()
-        finally:
-            self.save(manifest)
+        """Holding the cache's lock, run ``build`` (which encodes one entry via ``write``) for
+        each item still missing (another process may have encoded some meanwhile), recording
+        its entry under ``key(item)`` (the files of the entry it replaces are removed) and
+        merging ``notes`` into the manifest's top-level dicts; what was encoded stays listed
+        after a failure."""
+        with file_lock(self.folder / "prepare.lock"):
+            manifest = self.manifest()
+            entries = manifest["entries"]
+            todo = [i for i in todo if not self.intact(entries.get(key(i)), source(i))]
+            for name, values in (notes or {}).items():
+                manifest[name] = {**manifest.get(name, {}), **values}
+            saved = time.monotonic()
+            try:
+                for item in tqdm(todo, desc=f"{self.folder.parent.name}: encode", unit="snippet"):
+                    entry = build(item)
+                    old = manifest["entries"].get(key(item))
+                    manifest["entries"][key(item)] = entry
+                    self._remove_replaced(old, entry)
+                    if time.monotonic() - saved > 30:  # a large manifest: not rewritten per entry
+                        self.save(manifest)
+                        saved = time.monotonic()
+            finally:
+                self.save(manifest)
+
+    def _remove_replaced(self, old: dict | None, new: dict) -> None:
+        """Delete the files of entry ``old`` that entry ``new`` does not reuse."""
+        for name in ("video", "labels"):
+            stale = old.get(name) if isinstance(old, dict) else None
+            if isinstance(stale, str) and stale != new[name]:
+                (self.folder / stale).unlink(missing_ok=True)
 
 
 # ---- the dataset
@@ -344,6 +363,7 @@ class Cityscapes:
             config.root or os.environ.get(ROOT_ENV, "") or self.data_root / "cityscapes"
         )
         self._snippets: dict[str, list[Snippet]] = {}
+        self._sources: dict[str, str] = {}
 
     # ---- the tree and identity
 
@@ -384,14 +404,24 @@ class Cityscapes:
 
     def fingerprint(self) -> str:
         """Identifies the data as runs and checkpoints see it: options (not where the root is),
-        the encoding key and the list of gtFine files."""
+        the encoding key, the list of gtFine files and the source key of every snippet used."""
         return self._fingerprint
 
     @cached_property
     def _fingerprint(self) -> str:
         files = [str(p.relative_to(self.source)) for s in SPLITS for p in self._gt_files(s)]
         options = {k: v for k, v in asdict(self.config).items() if k != "root"}
-        return cache_key({"config": options, "encoding": self._encoding_key, "files": files})
+        sources = {s.key: self._source(s) for split in SPLITS for s in self.snippets(split)}
+        identity = {"config": options, "encoding": self._encoding_key, "files": files}
+        return cache_key({**identity, "sources": sources})
+
+    def _source(self, snippet: Snippet) -> str:
+        """The snippet's source key: its frames' sizes and mtimes, its gtFine file's sha256."""
+        if snippet.key not in self._sources:
+            self._sources[snippet.key] = source_key(
+                self.source, snippet.frames, (snippet.gt,), LAYOUT
+            )
+        return self._sources[snippet.key]
 
     @cached_property
     def _encoding_key(self) -> str:
@@ -425,21 +455,19 @@ class Cityscapes:
     # ---- preparation
 
     def prepare(self, splits: Sequence[str] = SPLITS) -> Path:
-        """Check the whole tree of what is missing from the cache, then encode it."""
+        """Check the whole tree of what is missing from the cache (headers, every image's
+        data, label ids), then encode it holding the cache's lock."""
         cache = self.cache
-        entries = cache.manifest()["entries"]
-        todo = [
-            s
-            for split in splits
-            for s in self.snippets(split)
-            if not cache.intact(entries.get(s.key))
-        ]
+        snippets = [s for split in splits for s in self.snippets(split)]
+        todo = cache.missing(snippets, lambda s: s.key, self._source)
         if todo:
             for snippet in tqdm(todo, desc="cityscapes: check files", unit="gt"):
                 self._check_files(snippet)
+            pngs = [p for s in todo for p in (s.gt, *s.frames)]
+            check_png_data(pngs, LAYOUT, "cityscapes: check image data")
             for snippet in tqdm(todo, desc="cityscapes: check label ids", unit="gt"):
                 self._train_ids(snippet)
-            cache.fill(todo, lambda s: s.key, partial(self._encode, cache))
+            cache.fill(todo, lambda s: s.key, self._source, partial(self._encode, cache))
         return cache.folder
 
     def _check_files(self, snippet: Snippet) -> tuple[int, int]:
@@ -471,9 +499,9 @@ class Cityscapes:
         frames = np.stack(
             [resize(read_png(p, LAYOUT, rgb=True), target, nearest=False) for p in snippet.frames]
         )
-        entry = cache.write(
-            snippet.key, frames, self._labels(snippet, size), self.config.crf, self.config.fps
-        )
+        labels = self._labels(snippet, size)
+        source = self._source(snippet)
+        entry = cache.write(snippet.key, source, frames, labels, self.config.crf, self.config.fps)
         return {**entry, "scored_index": snippet.labelled.scored_index}
 
     # ---- access
@@ -482,15 +510,14 @@ class Cityscapes:
         """The snippets of ``train`` or ``val`` in name order (encoding what is missing)."""
         snippets = self.snippets(name)
         self.prepare((name,))
-        folder = self.cache.folder
-        return [
-            EncodedVideo(
-                s.key.rsplit("/", 1)[1],
-                folder / f"{s.key}.mp4",
-                folder / f"{s.key}_labels.npz",
-                (s.labelled.scored_index,),
-                float(self.config.fps),
-                scored_index=s.labelled.scored_index,
+        videos = []
+        for s in snippets:
+            files = self.cache.paths(s.key, self._source(s))
+            index = s.labelled.scored_index
+            videos.append(
+                EncodedVideo(
+                    s.key.rsplit("/", 1)[1], files["video"], files["labels"], (index,),
+                    float(self.config.fps), scored_index=index,
+                )  # fmt: skip
             )
-            for s in snippets
-        ]
+        return videos

@@ -60,8 +60,22 @@ def test_stream_and_offline_scenarios_with_cost_per_video(records) -> None:
     offline = _one(records, "adafocus", "speed", "offline")
     assert offline["batch"] == 3 and offline["speed"]["batch"] == 3
     assert offline["speed"]["videos_per_s"] > 0 and offline["spot_check"]["agreement"] == 1.0
-    tsm = _one(records, "tsm+", "speed", "stream")
+    tsm = _one(records, "tsm+:glance_frames=4", "speed", "stream")
     assert tsm["speed"]["delay_frames"]["max"] == 7  # a clip model predicts at the clip's end
+
+
+def test_each_speed_record_carries_the_baseline_timed_beside_it(records) -> None:
+    """adafocus's baseline is tsm+ built like it (epochs=1, not the run's glance_frames=4
+    variant): it joins the same rounds and is stored too."""
+    for scenario in ("stream", "offline"):
+        speed = _one(records, "adafocus", "speed", scenario)["speed"]
+        base = _one(records, "tsm+:epochs=1", "speed", scenario)
+        assert speed["baseline"]["label"] == "tsm+:epochs=1"
+        assert speed["baseline"]["record_id"] == base["record_id"]
+        assert speed["speedup"] == speed["fps"] / base["speed"]["fps"]
+        assert len(speed["speedup_rounds"]) == 3 and speed["speedup_iqr_over_median"] >= 0
+    own = _one(records, "tsm+:epochs=1", "speed", "stream")["speed"]
+    assert own["speedup"] == 1.0 and own["baseline"]["label"] == "tsm+:epochs=1"
 
 
 def test_report_and_gate_read_the_records(records, tmp_path: Path) -> None:
@@ -69,6 +83,8 @@ def test_report_and_gate_read_the_records(records, tmp_path: Path) -> None:
     assert written and all(path.exists() for path in written.values())
     checks = compare_to_baseline(records, records)
     names = [c.name for c in checks]
-    assert all(c.status == "ok" for c in checks)
+    # the tiny run's timings are too short to be VALID: their speed-ups are "not judged"
+    assert all(c.status == "ok" for c in checks if "speedup" not in c.name)
+    assert all(c.status in ("ok", "not judged") for c in checks)
     assert any("offline" in n and "speedup" in n for n in names)
     assert any("cost/gmacs_per_video" in n for n in names)

@@ -81,3 +81,47 @@ def test_options_are_cast_by_field_type_and_checked() -> None:
         parse_config(Options, {"steps": "many"}, "m")
     with pytest.raises(RegistryError, match="key=value"):
         split_spec("m:steps")
+
+
+def test_a_complete_line_that_is_not_a_record_is_refused_by_file_and_line(tmp_path: Path) -> None:
+    """A garbage last line that ends in a newline is no torn write: reading names it and no
+    record is ever appended after it (it would become unreadable for good)."""
+    store = Store(tmp_path / "r.jsonl")
+    store.append({"record_id": "a", "x": 1})
+    with store.path.open("a") as handle:
+        handle.write("#!garbage that is complete\n")
+    with pytest.raises(StoreError, match=r"r\.jsonl:2: not a JSON record"):
+        store.records()
+    before = store.path.read_text()
+    with pytest.raises(StoreError, match=r"r\.jsonl:2"):
+        store.append({"record_id": "b", "x": 2})
+    assert store.path.read_text() == before
+    store.path.write_text('{"record_id": "a"}\n[1, 2]\n')
+    with pytest.raises(StoreError, match=r"r\.jsonl:2: a JSON value but not a record"):
+        store.records()
+
+
+def test_records_are_strict_json(tmp_path: Path) -> None:
+    import json
+
+    store = Store(tmp_path / "r.jsonl")
+    store.append({"record_id": "a", "metrics": {"iou": [float("nan"), 1.0, float("inf")]}})
+    line = store.path.read_text().splitlines()[0]
+    assert "NaN" not in line and "Infinity" not in line
+    strict = json.loads(line, parse_constant=lambda name: pytest.fail(f"non-strict {name}"))
+    assert strict["metrics"]["iou"] == [None, 1.0, None]
+
+
+def test_a_damaged_sidecar_is_reported_and_written_again(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.jsonl")
+    state = {"confusion": [[1, 2], [3, 4]]}
+    store.append({"record_id": "a", "state": state})
+    record = store.records()[0]
+    assert store.state_intact(record)
+    sidecar = store.states_dir() / record["state"]["sidecar"]
+    sidecar.write_bytes(b"not gzip at all")
+    assert "cannot read the evaluator state" in store.state_problem(record)
+    store.append({"record_id": "a", "state": state})  # re-computed: the same content again
+    assert store.state_intact(store.records()[0]) and store.state(store.records()[0]) == state
+    sidecar.unlink()
+    assert sidecar.name in store.state_problem(store.records()[0])

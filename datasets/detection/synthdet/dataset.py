@@ -3,7 +3,8 @@
 Each video is rendered by vidbench.datasets.detection.synthdet.world, encoded with libx264 like
 synthcity (no B-frames, one reference frame, a single I-frame) and annotated on every frame
 (boxes, classes, track ids, and FGFA's motion IoU computed from the whole tracks). A
-``manifest.json`` records each file and its checksum; damaged files are rendered again.
+``manifest.json`` (written atomically) records each file's SHA-256; missing, damaged or swapped
+files are rendered again, one process at a time (``prepare.lock``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from vidbench.api import DetectionTarget
 from vidbench.boxes import motion_iou
 from vidbench.datasets.detection.boxed_video import DetectionVideo, save_annotations
 from vidbench.datasets.detection.synthdet.world import CLASS_NAMES, render_clip
+from vidbench.datasets.scenery import check_world_size
 from vidbench.datasets.video.codec import X264_PARAMS, encode_cost, encode_h264
-from vidbench.files import file_sha256
+from vidbench.files import file_lock, file_sha256, read_json, write_json_atomic
 
 GENERATOR_VERSION = 1
 SPLITS = ("train", "val")
@@ -43,6 +45,7 @@ class SynthDetConfig:
     def __post_init__(self) -> None:
         if min(self.height, self.width) < 64:
             raise ValueError(f"frames of {self.height}x{self.width} are too small (min 64)")
+        check_world_size(self, "synthdet")
         if self.frames < 2 or self.objects < 1:
             raise ValueError("synthdet needs at least 2 frames and 1 object per video")
 
@@ -76,37 +79,44 @@ class SynthDet:
         return [f"{split}_{index:04d}" for index in range(count)]
 
     def prepare(self) -> Path:
-        """Render and encode whatever is missing or damaged; write the manifest."""
-        manifest_path = self.root / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-        todo = [
-            (split, i, name)
-            for split in SPLITS
-            for i, name in enumerate(self._names(split))
-            if not self._intact(manifest.get(name))
-        ]
-        for split, index, name in tqdm(
-            todo, desc="synthdet: render + encode", unit="video", disable=not todo
-        ):
-            manifest[name] = self._generate(split, index, name)
-            manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        """Render and encode whatever is missing or damaged, holding the cache's lock (another
+        process preparing the same data waits, then finds it done); write the manifest."""
+        if not self._todo(self._manifest()):
+            return self.root
+        with file_lock(self.root / "prepare.lock"):
+            manifest = self._manifest()
+            for split, index, name in tqdm(
+                self._todo(manifest), desc="synthdet: render + encode", unit="video"
+            ):
+                manifest[name] = self._generate(split, index, name)
+                write_json_atomic(self.root / "manifest.json", manifest)
         return self.root
 
     def preparation(self) -> dict:
         """What encoding the cache cost (ms per frame, frames timed), for the records' context."""
-        manifest_path = self.root / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-        return encode_cost(manifest.values())
+        return encode_cost(self._manifest().values())
 
-    def _intact(self, entry: dict | None) -> bool:
-        if entry is None:
+    def _manifest(self) -> dict:
+        """The manifest; a missing or damaged one is empty (every file is rendered again)."""
+        manifest = read_json(self.root / "manifest.json", "synthdet manifest", {})
+        return manifest if isinstance(manifest, dict) else {}
+
+    def _todo(self, manifest: dict) -> list[tuple[str, int, str]]:
+        """(split, index, name) of every video whose files the manifest does not vouch for."""
+        return [
+            (split, i, name)
+            for split in SPLITS
+            for i, name in enumerate(self._names(split))
+            if not self._intact(name, manifest.get(name))
+        ]
+
+    def _intact(self, name: str, entry: dict | None) -> bool:
+        """Both files of ``name`` are there with the SHA-256 the manifest ``entry`` records."""
+        if not isinstance(entry, dict):
             return False
-        files = [self.root / entry["video"], self.root / entry["annotations"]]
-        return (
-            all(f.exists() for f in files)
-            and entry.get("sha256") == file_sha256(files[0])
-            and entry.get("annotations_sha256") == file_sha256(files[1])
-        )
+        files = {"sha256": self.root / f"{name}.mp4",
+                 "annotations_sha256": self.root / f"{name}_boxes.npz"}  # fmt: skip
+        return all(f.is_file() and entry.get(k) == file_sha256(f) for k, f in files.items())
 
     def _generate(self, split: str, index: int, name: str) -> dict:
         c = self.config

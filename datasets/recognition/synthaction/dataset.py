@@ -5,8 +5,9 @@ synthdet (no B-frames, one reference frame, a single I-frame). Classes are balan
 (counts differ by at most one) in a seeded order. Beside each ``<name>.mp4`` an
 ``<name>_object.npz`` holds the class (``label``) and the object's per-frame truth: ``boxes``
 (T, 4) float32 xyxy inclusive, ``visibility`` (T,) uint8 (0 visible, 1 absent, 2 blurred) and
-``visible_fraction`` (T,) float32. A ``manifest.json`` records each file's checksum; missing or
-damaged files are rendered again.
+``visible_fraction`` (T,) float32. A ``manifest.json`` (written atomically) records both files'
+SHA-256; missing, damaged or swapped files are rendered again, one process at a time
+(``prepare.lock``).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from vidbench.datasets.recognition.synthaction.world import (
     VISIBILITY_NAMES,
     render_clip,
 )
+from vidbench.datasets.scenery import check_world_size
 from vidbench.datasets.video.codec import X264_PARAMS, VideoError, encode_h264
 from vidbench.datasets.video.encoded import EncodedVideo, load_arrays
-from vidbench.files import file_sha256
+from vidbench.files import file_lock, file_sha256, read_json, write_json_atomic
 
 GENERATOR_VERSION = 1
 SPLITS = ("train", "val")
@@ -57,6 +59,7 @@ class SynthActionConfig:
             raise ValueError(f"synthaction needs at least 2 frames per video, got {self.frames}")
         if min(self.height, self.width) < 64:
             raise ValueError(f"frames of {self.height}x{self.width} are too small (min 64)")
+        check_world_size(self, "synthaction")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be in [0, 51], got {self.crf}")
         if self.fps <= 0:
@@ -179,22 +182,32 @@ class SynthAction:
 
     def _is_cached(self, name: str, entry: dict | None) -> bool:
         """Both files of ``name`` exist and match the checksums of the manifest ``entry``."""
-        if not entry:
+        digests = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(digests, dict):
             return False
         files = self._files(name)
-        digests = entry.get("sha256", {})
         return all(f.is_file() and digests.get(f.name) == file_sha256(f) for f in files)
 
+    def _manifest(self) -> dict:
+        """The manifest; a missing or damaged one is empty (every file is rendered again)."""
+        manifest = read_json(self.root / "manifest.json", "synthaction manifest", {})
+        return manifest if isinstance(manifest, dict) else {}
+
+    def _todo(self, manifest: dict) -> list[tuple[str, int, int]]:
+        """The videos (``_videos``) whose files the manifest does not vouch for."""
+        return [v for v in self._videos() if not self._is_cached(v[0], manifest.get(v[0]))]
+
     def prepare(self) -> Path:
-        """Render and encode whatever is missing or damaged; write the manifest."""
-        manifest_path = self.root / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-        todo = [v for v in self._videos() if not self._is_cached(v[0], manifest.get(v[0]))]
-        self.root.mkdir(parents=True, exist_ok=True)
-        for name, seed, label in tqdm(todo, desc="synthaction: render + encode", unit="video",
-                                      disable=not todo):
-            manifest[name] = self._render(name, seed, label)
-            manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        """Render and encode whatever is missing or damaged, holding the cache's lock (another
+        process preparing the same data waits, then finds it done); write the manifest."""
+        if not self._todo(self._manifest()):
+            return self.root
+        with file_lock(self.root / "prepare.lock"):
+            manifest = self._manifest()
+            todo = self._todo(manifest)
+            for name, seed, label in tqdm(todo, desc="synthaction: render + encode", unit="video"):
+                manifest[name] = self._render(name, seed, label)
+                write_json_atomic(self.root / "manifest.json", manifest)
         return self.root
 
     def _render(self, name: str, seed: int, label: int) -> dict:

@@ -3,8 +3,9 @@
 Each snippet has 30 frames (configurable) with the labelled frame at index 19, like
 Cityscapes' ``leftImg8bit_sequence``; synthcity labels every frame, and training uses them
 all. Videos are encoded with libx264 (no B-frames, one reference frame, a single I-frame), so
-every P-frame's vectors point to the previous frame. A ``manifest.json`` records each file and
-its checksum; files that match are reused, missing or damaged ones are rendered again.
+every P-frame's vectors point to the previous frame. A ``manifest.json`` (written atomically)
+records the SHA-256 of each video and labels file; files that match are reused, missing,
+damaged or swapped ones are rendered again, one process at a time (``prepare.lock``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+from vidbench.datasets.scenery import check_world_size
 from vidbench.datasets.segmentation.synthcity.render import CLASS_NAMES, render_snippet
 from vidbench.datasets.video.codec import X264_PARAMS, encode_cost, encode_h264
 from vidbench.datasets.video.encoded import EncodedVideo
-from vidbench.files import file_sha256
+from vidbench.files import file_lock, file_sha256, read_json, write_json_atomic
 
 GENERATOR_VERSION = 1
 SPLITS = ("train", "val")
@@ -47,6 +49,7 @@ class SynthCityConfig:
             )
         if min(self.height, self.width) < 32:
             raise ValueError(f"frames of {self.height}x{self.width} are too small (min 32)")
+        check_world_size(self, "synthcity")
 
 
 class SynthCity:
@@ -84,41 +87,53 @@ class SynthCity:
         return [f"{split}_{index:04d}" for index in range(count)]
 
     def prepare(self) -> Path:
-        """Render and encode whatever is missing or damaged; write the manifest."""
-        manifest_path = self.root / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-        todo = [
-            (split, i, name)
-            for split in SPLITS
-            for i, name in enumerate(self._entry_names(split))
-            if not self._entry_intact(manifest.get(name))
-        ]
-        for split, index, name in tqdm(
-            todo, desc="synthcity: render + encode", unit="video", disable=not todo
-        ):
-            manifest[name] = self._generate(split, index, name)
-            self.root.mkdir(parents=True, exist_ok=True)
-            manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        """Render and encode whatever is missing or damaged, holding the cache's lock (another
+        process preparing the same data waits, then finds it done); write the manifest."""
+        if not self._todo(self._manifest()):
+            return self.root
+        with file_lock(self.root / "prepare.lock"):
+            manifest = self._manifest()
+            for split, index, name in tqdm(
+                self._todo(manifest), desc="synthcity: render + encode", unit="video"
+            ):
+                manifest[name] = self._generate(split, index, name)
+                write_json_atomic(self.root / "manifest.json", manifest)
         return self.root
 
     def preparation(self) -> dict:
         """What encoding the cache cost (ms per frame, frames timed), for the records' context."""
-        manifest_path = self.root / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-        return encode_cost(manifest.values())
+        return encode_cost(self._manifest().values())
 
-    def _entry_intact(self, entry: dict | None) -> bool:
-        if entry is None:
+    def _manifest(self) -> dict:
+        """The manifest; a missing or damaged one is empty (every file is rendered again)."""
+        manifest = read_json(self.root / "manifest.json", "synthcity manifest", {})
+        return manifest if isinstance(manifest, dict) else {}
+
+    def _todo(self, manifest: dict) -> list[tuple[str, int, str]]:
+        """(split, index, name) of every video whose files the manifest does not vouch for."""
+        return [
+            (split, i, name)
+            for split in SPLITS
+            for i, name in enumerate(self._entry_names(split))
+            if not self._entry_intact(name, manifest.get(name))
+        ]
+
+    def _entry_intact(self, name: str, entry: dict | None) -> bool:
+        """Both files of ``name`` are there with the SHA-256 the manifest ``entry`` records."""
+        if not isinstance(entry, dict):
             return False
-        files = [self.root / entry["video"], self.root / entry["labels"]]
-        return all(f.exists() for f in files) and entry.get("sha256") == file_sha256(files[0])
+        files = {"sha256": self.root / f"{name}.mp4", "labels_sha256": self._labels_path(name)}
+        return all(f.is_file() and entry.get(k) == file_sha256(f) for k, f in files.items())
+
+    def _labels_path(self, name: str) -> Path:
+        return self.root / f"{name}_labels.npz"
 
     def _generate(self, split: str, index: int, name: str) -> dict:
         c = self.config
         seed = self._snippet_seed(split, index)
         snippet = render_snippet(seed, c.height, c.width, c.frames)
         self.root.mkdir(parents=True, exist_ok=True)
-        video_path, labels_path = self.root / f"{name}.mp4", self.root / f"{name}_labels.npz"
+        video_path, labels_path = self.root / f"{name}.mp4", self._labels_path(name)
         encode_ms = encode_h264(snippet.frames, video_path, fps=c.fps, crf=c.crf)
         np.savez_compressed(labels_path, labels=snippet.labels)
         return {
@@ -129,6 +144,7 @@ class SynthCity:
             "height": c.height,
             "width": c.width,
             "sha256": file_sha256(video_path),
+            "labels_sha256": file_sha256(labels_path),
             "encode_ms_per_frame": round(encode_ms, 3),
         }
 

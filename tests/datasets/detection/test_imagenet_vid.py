@@ -193,6 +193,11 @@ def test_max_videos_and_det_images(
     frame = det[0].frame(0)
     assert tuple(frame.image.shape) == (3, HEIGHT, WIDTH) and frame.motion is None
     assert dataset.det_train()[0].label(0).labels.tolist() == [29]  # from the cache
+    [det_cache] = (tmp_path / "data" / "imagenet-vid").glob("det-*.json")
+    det_cache.write_text(det_cache.read_text()[:10])  # a kill mid-write, before atomic writes
+    with pytest.warns(UserWarning, match="damaged imagenet-vid DET cache"):
+        assert dataset.det_train()[0].label(0).labels.tolist() == [29]
+    assert len(json.loads(det_cache.read_text())) == 1
     video_file = video.video_path.stat().st_mtime_ns
     everything = _dataset(tree, tmp_path)  # another subset shares the encoded snippets
     assert everything.fingerprint() != dataset.fingerprint()

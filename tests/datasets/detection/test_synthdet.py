@@ -3,6 +3,8 @@ with objects entering, leaving and occluding each other, encoded to real H.264."
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,15 @@ def test_damaged_annotations_are_rendered_again(dataset: SynthDet) -> None:
     path.write_bytes(original[:100])
     dataset.prepare()
     assert path.read_bytes() == original
+
+
+def test_a_truncated_manifest_is_rendered_again_not_a_json_error(dataset: SynthDet) -> None:
+    manifest = dataset.root / "manifest.json"
+    listed = json.loads(manifest.read_text())
+    manifest.write_text(manifest.read_text()[:50])  # what a kill mid-write used to leave
+    with pytest.warns(UserWarning, match=re.escape(f"{manifest}: damaged synthdet manifest")):
+        dataset.prepare()
+    assert json.loads(manifest.read_text()).keys() == listed.keys()
 
 
 def test_config_errors_name_the_problem(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@ the class, hidden or blurred in some frames, encoded to real H.264."""
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -132,6 +135,25 @@ def test_a_damaged_video_is_rendered_again(dataset: SynthAction) -> None:
     path.write_bytes(original[: len(original) // 2])
     dataset.prepare()
     assert path.read_bytes() == original
+
+
+def test_a_swapped_track_file_is_rendered_again(dataset: SynthAction) -> None:
+    path, other = dataset.root / "val_0000_object.npz", dataset.root / "val_0001_object.npz"
+    with np.load(path) as arrays:
+        boxes = arrays["boxes"]
+    shutil.copyfile(other, path)
+    dataset.prepare()
+    with np.load(path) as arrays:
+        np.testing.assert_array_equal(arrays["boxes"], boxes)
+
+
+def test_a_truncated_manifest_is_rendered_again_not_a_json_error(dataset: SynthAction) -> None:
+    manifest = dataset.root / "manifest.json"
+    listed = json.loads(manifest.read_text())
+    manifest.write_text(manifest.read_text()[:50])  # what a kill mid-write used to leave
+    with pytest.warns(UserWarning, match=re.escape(f"{manifest}: damaged synthaction manifest")):
+        dataset.prepare()
+    assert json.loads(manifest.read_text()).keys() == listed.keys()
 
 
 def test_a_damaged_file_is_reported_by_name(dataset: SynthAction, tmp_path) -> None:

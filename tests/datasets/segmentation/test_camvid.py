@@ -23,7 +23,7 @@ from vidbench.report import render
 from vidbench.runner import Runner, RunSettings
 from vidbench.store import Store
 
-from tests.conftest import count_encodes, refused_before_writing
+from tests.conftest import corrupt_png_data, count_encodes, cut_png_data, refused_before_writing
 
 HEIGHT, WIDTH = 48, 64
 # sequence -> (prefix, digits, first and last extracted frame, frame scale)
@@ -154,14 +154,43 @@ def test_cache_reuse_rebuild_and_fingerprint(
     calls = count_encodes(monkeypatch)
     _dataset(tree, tmp_path).prepare()
     assert calls == []
-    (dataset.cache.folder / "val/0016E5_07961_labels.npz").unlink()
+    (dataset.cache.folder / manifest["entries"]["val/0016E5_07961"]["labels"]).unlink()
     assert len(_dataset(tree, tmp_path).split("val")) == 2
-    assert [p.name for p in calls] == [".0016E5_07961.partial.mp4"]
+    assert [p.name.split("-")[0] for p in calls] == [".0016E5_07961"]
     copy = shutil.copytree(tree, tmp_path / "elsewhere")
     monkeypatch.setenv("CAMVID_ROOT", str(copy))
     from_env = CamVid(CamVidConfig(), tmp_path / "data")
     assert from_env.source == copy and from_env.fingerprint() == dataset.fingerprint()
     assert _dataset(tree, tmp_path, past_frames=4).fingerprint() != dataset.fingerprint()
+
+
+def test_encodes_are_keyed_by_content_not_by_names(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of the tree reuses the encodes; another root whose frame or label differs under
+    the same name is encoded again, decodes to its own content and has another fingerprint,
+    and the first root then gets its own content back."""
+    clean = _dataset(tree, tmp_path)
+    clean.prepare()
+    calls = count_encodes(monkeypatch)
+    copy = _dataset(shutil.copytree(tree, tmp_path / "copy"), tmp_path)
+    copy.prepare()
+    assert calls == [] and copy.fingerprint() == clean.fingerprint()
+    other_root = shutil.copytree(tree, tmp_path / "other")
+    frame = other_root / "frames/0016E5" / _name("0016E5", 7959)
+    darker = np.asarray(Image.open(frame)) // 2
+    Image.fromarray(darker).save(frame)
+    label = np.full((HEIGHT, WIDTH), 3, np.uint8)  # all road
+    Image.fromarray(label).save(other_root / "valannot/0016E5_07961.png")
+    other = _dataset(other_root, tmp_path)
+    videos = other.split("val")
+    assert sorted(p.name.split("-")[0] for p in calls) == [".0016E5_07959", ".0016E5_07961"]
+    decoded = videos[0].frame(videos[0].scored_index).image.permute(1, 2, 0).numpy() * 255
+    assert np.abs(decoded - darker).mean() < 5
+    assert (videos[1].label(videos[1].scored_index) == 3).all()
+    assert other.fingerprint() != clean.fingerprint()
+    again = _dataset(tree, tmp_path).split("val")[1]
+    np.testing.assert_array_equal(again.label(again.scored_index), label_table()[_label()])
 
 
 def test_registry_scale_and_max_videos(tree: Path, tmp_path: Path) -> None:
@@ -186,6 +215,14 @@ def _full_test_folder(root: Path) -> None:
 
 
 DAMAGE = {
+    "corrupt image data": (
+        lambda root: corrupt_png_data(root / "frames/Seq05VD/Seq05VD_f00008.png"),
+        r"Seq05VD_f00008.png: corrupt PNG \(CRC mismatch in the IDAT chunk",
+    ),
+    "image data cut short": (
+        lambda root: cut_png_data(root / "frames/Seq05VD/Seq05VD_f00011.png"),
+        r"Seq05VD_f00011.png: truncated PNG image data",
+    ),
     "missing root": (lambda root: shutil.rmtree(root), r"camvid: CamVid root not found"),
     "missing list": (lambda root: (root / "val.txt").unlink(), r"val.txt: split list missing"),
     "bad list line": (
