@@ -116,6 +116,12 @@ class Protocol(abc.ABC):
         """Frame -> the key its prediction should use, where the schedule says (else None)."""
         return None
 
+    def steady_key_fraction(self, setting: Setting) -> float | None:
+        """The share of key frames in an endless stream under ``setting`` (1/n for a key every
+        n frames), which steady-state throughput is computed at; None where a stream has no
+        keys (its measured fps is already its steady state)."""
+        return 1 / setting["interval"] if "interval" in setting else None
+
     def setting_of(self, record: dict[str, Any]) -> tuple[Any, ...]:
         """A record's protocol parameters, in ``params`` order."""
         return tuple(record[p] for p in self.params)

@@ -43,6 +43,9 @@ from vidbench.store import Store
 
 __all__ = ["RunSettings", "Runner"]
 
+WARM_UP_AGREEMENT = 0.05
+WARM_UP_MAX = 6
+
 
 def _resumable_rounds(path: Path, origin: dict[str, Any]) -> list:
     """Finished speed rounds of an interrupted run, kept only when they were measured by the
@@ -52,6 +55,14 @@ def _resumable_rounds(path: Path, origin: dict[str, Any]) -> list:
     except (OSError, json.JSONDecodeError):
         return []
     return saved["rounds"] if saved.get("provenance") == origin else []
+
+
+def _rotated(entries: list, shift: int) -> list:
+    """``entries`` rotated left by ``shift``."""
+    if not entries:
+        return entries
+    shift %= len(entries)
+    return entries[shift:] + entries[:shift]
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -255,37 +266,47 @@ class Runner:
         origin = self.context["provenance"]
         rounds: dict[str, list] = {}
         batches = {}
-        for record, item, setting in tqdm(todo, desc="speed: warm-up + cost", unit="run"):
+        for record, item, setting in todo:
             rid = record.record_id
             rounds[rid] = _resumable_rounds(partial / f"{rid}.json", origin)
             if record.identity["scenario"] == "offline":
                 batches[rid] = passes.offline_clips(item.method, videos, self.settings.batch, setting)
-                passes.offline(item.method, batches[rid], TimingMeter(self.settings.device))
-            else:
-                passes.stream(item.method, videos[0], setting, TimingMeter(self.settings.device))
         extras = {
             record.record_id: self._checks(record, item, setting, videos[0])
-            for record, item, setting in todo
+            for record, item, setting in tqdm(todo, desc="speed: checks + cost", unit="run")
+        }
+        warm_up = {
+            record.record_id: self._warm_up(record, item, setting, videos[0], batches)
+            for record, item, setting in tqdm(todo, desc="speed: warm-up", unit="run")
         }
         total = self.settings.speed_rounds
         for round_index in tqdm(range(total), desc="speed: interleaved rounds", unit="round"):
-            # the order rotates every round, so no method always runs first or last
-            shift = round_index % len(todo)
-            for record, item, setting in todo[shift:] + todo[:shift]:
-                done = rounds[record.record_id]
-                if len(done) > round_index:
-                    continue
+            todo_now = [e for e in todo if len(rounds[e[0].record_id]) <= round_index]
+            streamed = [e for e in todo_now if e[0].record_id not in batches]
+            batched = [e for e in todo_now if e[0].record_id in batches]
+            timed: dict[str, Any] = {e[0].record_id: [] for e in streamed}
+            # streams interleave video by video (A B C on one video, then on the next), the
+            # order rotating at every slot, so methods share the machine's slow and fast
+            # moments and none always runs first or last; offline batches rotate per round
+            for slot, video in enumerate(videos):
+                for record, item, setting in _rotated(streamed, round_index * len(videos) + slot):
+                    meter = TimingMeter(self.settings.device)
+                    timed[record.record_id].append(passes.stream(item.method, video, setting, meter))
+            for record, item, _ in _rotated(batched, round_index):
                 meter = TimingMeter(self.settings.device)
-                if record.record_id in batches:
-                    done.append(passes.offline(item.method, batches[record.record_id], meter))
-                else:
-                    done.append([passes.stream(item.method, v, setting, meter) for v in videos])
+                timed[record.record_id] = passes.offline(item.method, batches[record.record_id], meter)
+            for record, _, _ in todo_now:
+                done = rounds[record.record_id]
+                done.append(timed[record.record_id])
                 _write_atomic(
                     partial / f"{record.record_id}.json", {"provenance": origin, "rounds": done}
                 )
         summaries = {
-            record.record_id: self._summary(record, rounds[record.record_id], extras)
-            for record, _, _ in todo
+            record.record_id: {
+                **self._summary(record, item, setting, rounds[record.record_id], extras),
+                "warm_up_s": warm_up[record.record_id],
+            }
+            for record, item, setting in todo
         }
         for record, item, setting in todo:
             base = base_of.get(record.record_id, record)
@@ -305,10 +326,30 @@ class Runner:
             "spot_check": passes.spot_check(item, video, setting),
         }
 
-    def _summary(self, record: Record, rounds: list, extras: dict) -> dict[str, Any]:
+    def _warm_up(
+        self, record: Record, item: Prepared, setting: Setting, video: VideoSource, batches: dict
+    ) -> list[float]:
+        """Untimed passes until two in a row take the same time within WARM_UP_AGREEMENT
+        (caches, allocator and thread pool settled), WARM_UP_MAX at most; their seconds."""
+        seconds: list[float] = []
+        while len(seconds) < WARM_UP_MAX:
+            meter = TimingMeter(self.settings.device)
+            if record.record_id in batches:
+                timed = passes.offline(item.method, batches[record.record_id], meter)["latency_s"]
+            else:
+                timed = sum(passes.stream(item.method, video, setting, meter)["latency_s"])
+            seconds.append(timed)
+            if len(seconds) >= 2 and abs(timed - seconds[-2]) <= WARM_UP_AGREEMENT * timed:
+                break
+        return seconds
+
+    def _summary(
+        self, record: Record, item: Prepared, setting: Setting, rounds: list, extras: dict
+    ) -> dict[str, Any]:
         """The speed summary of ``record``'s rounds, INVALID where its check failed."""
         offline = record.identity["scenario"] == "offline"
-        speed = summarise_offline(rounds) if offline else summarise_speed(rounds)
+        fraction = passes.task_of(item.method).protocol.steady_key_fraction(setting)
+        speed = summarise_offline(rounds) if offline else summarise_speed(rounds, fraction)
         if extras[record.record_id]["spot_check"].get("agreement", 1.0) < 1.0:
             speed["validity"] = "INVALID"
             speed["reasons"].append(

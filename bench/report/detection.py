@@ -77,6 +77,7 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             s, c = r["speed"], r["cost"]
             speed[key] = {
                 "fps": s["fps"],
+                "steady_fps": s.get("steady_fps", s["fps"]),
                 "fps_noise": s["fps_iqr_over_median"],
                 "validity": s["validity"],
                 "key_p50_ms": s["latency_ms_by_kind"].get("key", {}).get("p50"),

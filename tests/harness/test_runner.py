@@ -205,21 +205,18 @@ def test_speedup_pairs_any_frame_config_of_the_same_run() -> None:
     assert pd.isna(with_speedup(df).speedup.iloc[2])
 
 
-def test_speedup_bound_follows_from_key_and_intermediate_latencies() -> None:
-    import pandas as pd
-    from vidbench.report.tables import with_speedup
+def test_steady_state_throughput_weights_key_and_other_latencies_by_one_in_n() -> None:
+    from vidbench.speed import steady_fps, summarise_speed
 
-    df = pd.DataFrame(
-        [
-            {"scheme": "frame", "interval": 1, "fps": 100.0, "run_id": "r", "latency_p50_ms": 10.0,
-             "key_p50_ms": 10.0, "intermediate_p50_ms": float("nan")},
-            {"scheme": "prop-mv", "interval": 5, "fps": 200.0, "run_id": "r",
-             "latency_p50_ms": 4.0, "key_p50_ms": 12.0, "intermediate_p50_ms": 2.0},
-        ]
-    )
-    out = with_speedup(df)
-    assert out.speedup_bound.tolist() == [1.0, 2.5]  # 10 / ((12 + 4 * 2) / 5)
-    assert out.bound_reached.tolist() == [1.0, 0.8]
+    stream = {"latency_s": [0.012, 0.002, 0.002, 0.012], "kind": ["key", "intermediate",
+              "intermediate", "key"], "components_s": [{}] * 4, "delay_frames": [0] * 4,
+              "delay_s": [0.0] * 4}
+    # a key every 5 frames: (12 + 4 * 2) / 5 = 4 ms a frame; the finite stream measured 7 ms
+    assert steady_fps([stream], 1 / 5) == pytest.approx(250.0)
+    assert steady_fps([stream], None) == pytest.approx(4 / 0.028)
+    summary = summarise_speed([[stream]] * 3, 1 / 5)
+    assert summary["steady_fps"] == pytest.approx(250.0) and summary["steady_key_fraction"] == 0.2
+    assert summary["fps"] == pytest.approx(4 / 0.028)
 
 
 def test_impossible_intervals_are_refused_before_training(data_root: Path, tmp_path: Path) -> None:

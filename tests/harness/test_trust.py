@@ -108,7 +108,7 @@ def test_a_method_added_later_gets_its_speed_up_against_its_own_runs_baseline(
     assert all(r["speed"]["baseline"]["record_id"] == frame_now["record_id"] for r in interp)
     written = render(store.records(), tmp_path / "reports")
     table = written["table_md"].read_text()
-    section = table.split("## Speed-up over the per-frame baseline (same run)")[1].split("##")[0]
+    section = table.split("## Speed-up over the per-frame baseline (steady state, same run)")[1].split("##")[0]
     for scheme in ("prop-mv:train_steps=3", "interp-mv:train_steps=3:fusion=avg"):
         row = next(line for line in section.splitlines() if line.startswith(f"| {scheme} |"))
         assert all(cell.strip() for cell in row.split("|")[2:-1]), row  # every interval has one
