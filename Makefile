@@ -8,7 +8,7 @@ TABLE5 := adafocus:policy=random,adafocus:policy=central,adafocus:policy=gaussia
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 SEED_NET := layers=3-4-23-3:width=64:expansion=4:deformable=true:recipe=paper
-.PHONY: reproduce-cityscapes reproduce-camvid reproduce-synthcity-paper-scale setup demo demo-segmentation demo-segmentation-full demo-detection demo-detection-full demo-detection-fig6 demo-recognition demo-recognition-full test regress report motion clean
+.PHONY: speed-paper speed-paper-gpu reproduce-cityscapes reproduce-camvid reproduce-synthcity-paper-scale setup demo demo-segmentation demo-segmentation-full demo-detection demo-detection-full demo-detection-fig6 demo-recognition demo-recognition-full test regress report motion clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -89,6 +89,16 @@ reproduce-synthcity-paper-scale: setup
 	$(REPRODUCE) --methods $(call seed_methods,$(SEED_NET):train_epochs=$(EPOCHS)$(WEIGHTS)) \
 		--dataset $(SYNTHCITY) \
 		--reports reports/synthcity-paper-scale --results results/runs/synthcity-paper-scale.jsonl
+
+# The papers' speed claims at the papers' network and input sizes (untrained-size weights: speed
+# only), records in results/runs/paper-speed.jsonl, table in reports/paper-speed/paper_speed.md.
+# The cpu plan fits about 20 minutes on 2 cores; the gpu target runs the full plan on one GPU.
+speed-paper: setup
+	$(BENCH) speed --scale paper --plan cpu
+
+speed-paper-gpu: setup
+	$(BENCH) speed --scale paper --plan full --device cuda \
+		--results results/runs/paper-speed-gpu.jsonl --reports reports/paper-speed-gpu
 
 report: setup
 	$(BENCH) report --dataset synthcity

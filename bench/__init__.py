@@ -12,3 +12,13 @@ from pathlib import Path as _Path
 _ROOT = _Path(__file__).resolve().parent.parent
 if (_ROOT / "datasets").is_dir() and (_ROOT / "pyproject.toml").is_file():
     __path__.append(str(_ROOT))
+
+
+def __getattr__(name: str) -> object:
+    """``vidbench.compare`` and ``vidbench.records`` (vidbench.library), imported on first use
+    so that ``import vidbench`` stays light."""
+    if name in ("compare", "records"):
+        from vidbench import library
+
+        return getattr(library, name)
+    raise AttributeError(f"module 'vidbench' has no attribute '{name}'")

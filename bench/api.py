@@ -1,7 +1,8 @@
 """The one contract between the harness and a method: frames in, typed predictions out.
 
 The harness owns the loop, the clock and the FLOP counter; a method owns its state and marks
-its component boundaries with ``with self.meter("warp"):``. See ../shared/DESIGN.md.
+its component boundaries with ``with self.meter("warp"):``. See docs/measurement.md §5 (the
+meter) and README.md, "Tasks".
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class DetectionTarget:
     inclusive corners (width = x2 - x1 + 1). ``labels`` (M,) int64 class ids 0..C-1 (no
     background id); ``track_ids`` (M,) int64 instance ids, unique within a video;
     ``motion_iou`` (M,) float32: each object's mean IoU with its own boxes in the frames
-    within +-10 (FGFA's speed measure, data.md §3.7), NaN where unknown.
+    within +-10 (FGFA's speed measure, docs/datasets.md §3.7), NaN where unknown.
     """
 
     boxes: np.ndarray
@@ -113,7 +114,7 @@ class DetectionPrediction:
 class RecognitionTarget:
     """The class(es) of one video, the same for each of its frames: ``labels`` (L,) int64
     class ids in ascending order, L >= 1 (ActivityNet and FCVID videos may carry up to 3;
-    single-label metrics use the first, data.md §4.5)."""
+    single-label metrics use the first, docs/datasets.md §4.5)."""
 
     labels: np.ndarray
 

@@ -1,5 +1,5 @@
 """Box geometry in the ILSVRC convention (inclusive pixel corners, width = x2 - x1 + 1), and
-FGFA's per-object speed measure, the motion IoU (data.md §3.6-3.7)."""
+FGFA's per-object speed measure, the motion IoU (docs/datasets.md §3.6-3.7)."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ class RunSettings:
     speed_videos: int = 4
     speed_rounds: int = 5
     threads: int = 2
+    speed_threads: int | None = None  # threads while timing (None: ``threads``); the gate: 1
     seed: int = 0
     protocol_options: tuple[tuple[str, str], ...] = ()  # e.g. (("keys", "first"),)
     device: str = "cpu"  # "cuda" or "cuda:N": the harness moves modules and frames there
@@ -33,6 +34,8 @@ class RunSettings:
     data_root: Path = Path("data")
     checkpoint_dir: Path = Path("checkpoints")
     rerun: tuple[str, ...] = ()  # method names or labels whose stored records are re-made
+    rerun_kinds: tuple[str, ...] = ("accuracy", "speed")  # which of their records
+    accuracy: bool = True  # False: speed only (a speed study on untrained-size weights)
 
 
 @dataclass
@@ -118,15 +121,14 @@ def prepare_config(name: str, config: Any, dataset: Any, settings: RunSettings) 
 
 
 def speed_baseline_config(item: Prepared) -> tuple[str, Any]:
-    """The task's speed baseline for ``item``, built like it: every option the two configs
-    share (network size, training budget, scale) is taken from ``item``, so that the speed-up
-    divides by the per-frame model the method itself builds on."""
-    name = get_task(type(item.method).task).speed_baseline
-    base = METHODS.get(name).Config
-    shared = {f.name for f in dataclasses.fields(base)} & {
-        f.name for f in dataclasses.fields(item.config)
-    }
-    return name, base(**{k: getattr(item.config, k) for k in shared})
+    """The task's speed baseline for ``item``, built like it: the options of the task's
+    ``baseline_shares`` (network size, training budget, scale) are taken from ``item``, so that
+    the speed-up divides by the per-frame model the method itself builds on."""
+    task = get_task(type(item.method).task)
+    base = METHODS.get(task.speed_baseline).Config
+    own = {f.name for f in dataclasses.fields(item.config)}
+    shared = [k for k in task.baseline_shares if k in own and k in base.__dataclass_fields__]
+    return task.speed_baseline, base(**{k: getattr(item.config, k) for k in shared})
 
 
 def check_protocol(

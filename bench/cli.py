@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 from vidbench import distributed
+from vidbench.library import DEFAULT_REPORTS, DEFAULT_RESULTS, store_name
 from vidbench.registry import (
     DATASETS,
     METHODS,
@@ -16,13 +17,11 @@ from vidbench.registry import (
     STUDIES,
     TASKS,
     RegistryError,
+    describe_options,
+    load_plugin,
     parse_config,
     split_spec,
 )
-from vidbench.tasks import get_task
-
-DEFAULT_RESULTS = Path("results/runs")
-DEFAULT_REPORTS = Path("reports")
 
 
 def at_least(least: int):
@@ -73,52 +72,54 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{title}:")
         for name in registry.names():
             cls = registry.get(name)
-            doc = (cls.__doc__ or "").strip().splitlines()[0]
-            options = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls.Config))
-            task = f" [{cls.task}]" if hasattr(cls, "task") else f" [{', '.join(cls.tasks)}]"
-            print(f"  {name:<12} {doc}{task}\n  {'':<12} options: {options}")
-    print(f"motion sources (prop:motion=NAME): {', '.join(MOTION_SOURCES.names())}")
-    print("Give options as name:key=value[:key=value], e.g. interp-mv:fusion=avg, prop:motion=dis.")
+            task = f"[{cls.task}]" if hasattr(cls, "task") else f"[{', '.join(cls.tasks)}]"
+            print(f"\n  {name} {task} ({registry.source(name)})")
+            print(textwrap.indent(textwrap.fill(_summary(cls), 92), "    "))
+            for option in describe_options(cls.Config):
+                allowed = f" one of {'|'.join(map(str, option['allowed']))}" if option["allowed"] else ""
+                note = f"  ({option['note']})" if option["note"] else ""
+                print(f"      {option['name']}={option['default']}{allowed}{note}")
+    print(f"\nmotion sources (prop:motion=NAME): {', '.join(MOTION_SOURCES.names())}")
+    print("Give options as name:key=value[:key=value], e.g. interp-mv:fusion=avg, prop:motion=dis;"
+          " 0 for a count or a rate means the default only where its note says so.")
     return 0
+
+
+def _summary(cls: type) -> str:
+    """The first paragraph of a class's docstring, whole."""
+    doc = (cls.__doc__ or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from vidbench.conformance import check_method
+
+    results = check_method(args.method, Path(args.work))
+    for name, failure in results.items():
+        print(f"{'ok  ' if failure is None else 'FAIL'} {name}" + (f": {failure}" if failure else ""))
+    failed = sum(failure is not None for failure in results.values())
+    print(f"{args.method}: {len(results) - failed} of {len(results)} contract checks passed")
+    return 1 if failed else 0
 
 
 def _paths(args: argparse.Namespace, dataset: str) -> tuple[Path, Path]:
     """Records file and report folder; a training seed other than 0 gets its own of each, so
     that runs of several seeds never replace each other in one report."""
-    name = _seed_name(dataset, args.seed)
+    name = store_name(dataset, args.seed)
     results = args.results or DEFAULT_RESULTS / f"{name}.jsonl"
     reports = args.reports or DEFAULT_REPORTS / name
     return Path(results), Path(reports)
 
 
-def _seed_name(dataset: str, seed: int) -> str:
-    return dataset if seed == 0 else f"{dataset}-seed{seed}"
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
-    from vidbench.runner import Runner, RunSettings
+    from vidbench.library import plan, run
+    from vidbench.runner import RunSettings
     from vidbench.store import Store
 
-    methods = [m for m in args.methods.split(",") if m.strip()]
-    tasks = {METHODS.get(split_spec(m)[0]).task for m in methods}
-    if args.task and tasks != {args.task}:
-        raise RegistryError(
-            f"--task {args.task}: the methods serve {', '.join(sorted(tasks))}; "
-            f"`bench list` shows each method's task."
-        )
-    if args.dataset is None and len(tasks) != 1:
-        raise RegistryError("Methods of several tasks: name the --dataset that has all of them.")
-    args.dataset = args.dataset or get_task(next(iter(tasks))).default_dataset
-    dataset, options = split_spec(args.dataset)
-    for registry, spec in [(METHODS, m) for m in methods] + [(DATASETS, args.dataset)]:
-        name, given = split_spec(spec)
-        parse_config(registry.get(name).Config, given, f"{registry.kind} '{name}'")
-    missing = sorted(tasks - set(DATASETS.get(dataset).tasks))
-    if missing:
-        raise RegistryError(
-            f"Dataset '{dataset}' has no labels for {', '.join(missing)}; it serves "
-            f"{', '.join(DATASETS.get(dataset).tasks)}."
-        )
+    chosen = plan(
+        args.methods.split(","), args.dataset, task=args.task, preset=args.preset,
+        seed=args.seed, results=args.results, reports=args.reports,
+    )
     settings = RunSettings(
         intervals=parse_intervals(args.intervals),
         speed_videos=args.speed_videos,
@@ -132,15 +133,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         seed=args.seed,
         rerun=tuple(m for m in (args.rerun or "").split(",") if m),
     )
-    results, reports = _paths(args, dataset)
-    writable_folder(results.parent, "results")
-    writable_folder(reports, "reports")
-    store = Store(results)
-    records = Runner(store, settings).compare(methods, dataset, options)
+    writable_folder(chosen.results.parent, "results")
+    writable_folder(chosen.reports, "reports")
+    records = run(chosen, settings)
     if not distributed.is_writer():
         return 0  # under torchrun, rank 0 reports
     failed = [r for r in records if "error" in r]
-    status = _report(store, reports)
+    status = _report(Store(chosen.results), chosen.reports)
     for record in failed:
         print(f"error: {record['kind']} {record['label']}: {record['error']}", file=sys.stderr)
     return 1 if failed else status
@@ -154,7 +153,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     results, reports = _paths(args, args.dataset)
     if not results.exists():
         raise FileNotFoundError(f"No results at {results}: run `bench compare` first.")
-    return _report(Store(results), reports)
+    return _report(Store(results), reports, _formats(args.format), _formats(args.figure_format))
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    return tuple(f.strip() for f in text.split(",") if f.strip())
 
 
 def _report_seeds(args: argparse.Namespace) -> int:
@@ -164,7 +167,7 @@ def _report_seeds(args: argparse.Namespace) -> int:
 
     records = []
     for seed in parse_intervals(args.seeds, "--seeds", least=0):
-        results = DEFAULT_RESULTS / f"{_seed_name(args.dataset, seed)}.jsonl"
+        results = DEFAULT_RESULTS / f"{store_name(args.dataset, seed)}.jsonl"
         if not results.exists():
             raise FileNotFoundError(f"No results at {results}: run `bench compare --seed {seed}`.")
         records += Store(results).records()
@@ -174,8 +177,11 @@ def _report_seeds(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(store, reports: Path) -> int:
-    from vidbench.report import render
+def _report(
+    store, reports: Path, tables: tuple[str, ...] = ("md", "csv"), figures: tuple[str, ...] = ("png",)
+) -> int:
+    from vidbench.report import export_tables, render
+    from vidbench.report.plots import figure_formats
 
     records = store.records()
     damaged = [r for r in records if "state" in r and not store.state_intact(r)]
@@ -185,12 +191,15 @@ def _report(store, reports: Path) -> int:
             "`bench compare` with the same options re-computes it.",
             file=sys.stderr,
         )
-    written = render(records, reports)
-    tables = [p for p in written.values() if p.suffix == ".md"]
-    figures = [p for p in written.values() if p.suffix == ".png"]
-    others = [p for p in written.values() if p not in tables and p not in figures]
-    print(f"tables:  {', '.join(map(str, tables))}")
-    print(f"figures: {', '.join(map(str, figures))}")
+    with figure_formats(figures):
+        written = render(records, reports)
+    written.update(export_tables(written, tables))
+    markdown = [p for p in written.values() if p.suffix == ".md"]
+    images = [p for p in written.values() if p.suffix == ".png"]
+    others = [p for p in written.values() if p not in markdown and p not in images]
+    print(f"tables:  {', '.join(map(str, markdown))}")
+    print(f"figures: {', '.join(map(str, images))}" + (
+        f" (also as {', '.join(f for f in figures if f != 'png')})" if set(figures) - {"png"} else ""))
     print(f"more:    {', '.join(map(str, others))}")
     return 0
 
@@ -241,6 +250,28 @@ def cmd_focus(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_speed(args: argparse.Namespace) -> int:
+    from vidbench.building import RunSettings, check_device
+    from vidbench.report.paper_speed import render_paper_speed
+    from vidbench.store import Store
+
+    check_device(args.device)
+    writable_folder(Path(args.results).parent, "results")
+    writable_folder(Path(args.reports), "reports")
+    settings = RunSettings(
+        threads=args.threads,
+        device=args.device,
+        data_root=Path(args.data_root),
+        checkpoint_dir=Path(args.checkpoints),
+    )
+    store = Store(Path(args.results))
+    parts = tuple(p for p in (args.parts or "").split(",") if p)
+    STUDIES.get("paper-speed")(args.plan, parts, store, settings)
+    written = render_paper_speed(store.records(), Path(args.reports))
+    print(f"table: {written['paper_speed_md']}")
+    return 0
+
+
 def cmd_regress(args: argparse.Namespace) -> int:
     from vidbench.regression import run_regression
 
@@ -266,13 +297,32 @@ def add_study_paths(parser: argparse.ArgumentParser, study: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--quiet", action="store_true", help="no progress bars (they show only on a terminal)"
+    )
+    common.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE",
+        help="import MODULE and register the methods and datasets it defines (repeatable)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="registered methods and datasets").set_defaults(func=cmd_list)
+    _parents = [common]
+    sub.add_parser(
+        "list", help="registered methods and datasets, their options", parents=_parents
+    ).set_defaults(func=cmd_list)
+    check = sub.add_parser(
+        "check", help="put one method through the adapter contract", parents=_parents,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    check.add_argument("method", help="a registered method with options, e.g. my-method:x=1")
+    check.add_argument("--work", default="results/runs/check", help="tiny worlds and checkpoints")
+    check.set_defaults(func=cmd_check)
 
-    compare = sub.add_parser("compare", help="run what is missing, then render the reports")
+    compare = sub.add_parser(
+        "compare", parents=_parents, formatter_class=argparse.ArgumentDefaultsHelpFormatter, help="run what is missing, then render the reports")
     compare.add_argument("--methods", required=True, help="e.g. frame,prop-mv,interp-mv:fusion=avg")
     compare.add_argument(
-        "--dataset", help="e.g. synthcity:val_videos=20 (default: the task's embedded world)"
+        "--dataset", help="e.g. synthcity:val_videos=20; none given: the task's embedded world"
     )
     compare.add_argument("--task", choices=TASKS.names(), help="check the methods serve it")
     compare.add_argument("--intervals", default="1-10", help="keyframe intervals, e.g. 1-10")
@@ -294,21 +344,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=at_least(0), default=0, help="training seed (recorded; N > 0: files <dataset>-seedN)"
     )
     compare.add_argument(
+        "--preset", choices=["smoke", "small", "paper"],
+        help="training budgets and dataset sizes for every method at once (options given win)",
+    )
+    compare.add_argument(
         "--rerun", help="methods or labels whose stored records are made again, e.g. prop-mv"
     )
     compare.add_argument("--results", help="records file (default results/runs/<dataset>.jsonl)")
     compare.add_argument("--reports", help="report folder (default reports/<dataset>)")
     compare.set_defaults(func=cmd_compare)
 
-    report = sub.add_parser("report", help="re-render tables and figures from records only")
+    report = sub.add_parser(
+        "report", parents=_parents, formatter_class=argparse.ArgumentDefaultsHelpFormatter, help="re-render tables and figures from records only")
     report.add_argument("--dataset", default="synthcity")
     report.add_argument("--seed", type=at_least(0), default=0, help="the seed whose runs to report")
     report.add_argument("--seeds", help="several seeds side by side, e.g. 0-2 (reports/<dataset>-seeds)")
     report.add_argument("--results")
     report.add_argument("--reports")
+    report.add_argument(
+        "--format", default="md,csv", help="table formats, any of md, csv, tex (LaTeX)"
+    )
+    report.add_argument(
+        "--figure-format", default="png", help="figure formats, any of png, pdf, svg"
+    )
     report.set_defaults(func=cmd_report)
 
-    motion = sub.add_parser("motion", help="motion sources: EPE, warp PSNR on real footage, cost")
+    motion = sub.add_parser(
+        "motion", parents=_parents, formatter_class=argparse.ArgumentDefaultsHelpFormatter, help="motion sources: EPE, warp PSNR on real footage, cost")
     motion.add_argument(
         "--sources",
         default="mv,flownet,dis",
@@ -321,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_study_paths(motion, "motion")
     motion.set_defaults(func=cmd_motion)
 
-    focus = sub.add_parser("focus", help="where AdaFocus looks: patch hit rates, Fig. 7")
+    focus = sub.add_parser(
+        "focus", parents=_parents, formatter_class=argparse.ArgumentDefaultsHelpFormatter, help="where AdaFocus looks: patch hit rates, Fig. 7")
     focus.add_argument("--methods", default="adafocus,adafocus:policy=random")
     focus.add_argument("--dataset", default="synthaction")
     focus.add_argument("--videos", type=at_least(0), default=0, help="val videos (0 = all)")
@@ -329,7 +392,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_study_paths(focus, "focus")
     focus.set_defaults(func=cmd_focus)
 
-    regress = sub.add_parser("regress", help="CI gate: each task's small run vs the committed baseline")
+    speed = sub.add_parser(
+        "speed", parents=_parents, formatter_class=argparse.ArgumentDefaultsHelpFormatter, help="the papers' speed claims at the papers' network and input sizes"
+    )
+    speed.add_argument("--scale", choices=["paper"], default="paper")
+    speed.add_argument(
+        "--plan", choices=["cpu", "full"], default="cpu",
+        help="cpu: a subset that fits ~20 min on 2 cores; full: every size and method (a GPU)",
+    )
+    speed.add_argument("--parts", help="only these seeds or parts, e.g. 000,002")
+    speed.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (recorded)")
+    speed.add_argument("--threads", type=at_least(1), default=2, help="torch CPU threads")
+    add_study_paths(speed, "paper-speed")
+    speed.set_defaults(func=cmd_speed)
+
+    regress = sub.add_parser(
+        "regress", parents=_parents, formatter_class=argparse.ArgumentDefaultsHelpFormatter, help="CI gate: each task's small run vs the committed baseline")
     regress.add_argument("--baseline", default="results/ci/baseline.jsonl")
     regress.add_argument("--work", default="results/runs/ci")
     regress.add_argument("--update", action="store_true", help="write a new baseline instead")
@@ -343,7 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.quiet or not sys.stderr.isatty():
+        os.environ["TQDM_DISABLE"] = "1"  # tqdm reads its defaults from TQDM_* variables
     try:
+        for module in args.plugin:
+            load_plugin(module)
         return args.func(args)
     except KeyboardInterrupt:
         print(

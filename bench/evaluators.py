@@ -1,4 +1,4 @@
-"""The evaluator contract every task's metric state follows (DESIGN.md, Evaluation state)."""
+"""The evaluator contract every task's metric state follows (docs/measurement.md §13)."""
 
 from __future__ import annotations
 

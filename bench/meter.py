@@ -18,7 +18,7 @@ from vidbench.flops import flop_counter
 class TimingMeter:
     """Wall-clock time per component within the current step, and the step clock.
 
-    On a CUDA device (measurement.md rule 5) the meter synchronises before reading the clock at
+    On a CUDA device (docs/measurement.md §5) the meter synchronises before reading the clock at
     every boundary, and brackets each step with CUDA events so that device time is kept beside
     wall time. On the CPU no synchronisation is needed and device time is None.
     """

@@ -163,12 +163,13 @@ def stream(method: Method, video: VideoSource, setting: Setting, meter: Any) -> 
         timed = _timed_steps(method, video, frames, meter)
     finally:
         method.meter = previous_meter
-    latency, kinds, components, arrival, emitted, device = timed
+    latency, kinds, components, arrival, emitted, device, loop_s = timed
     if set(emitted) - {None} != set(arrival):
         raise ContractError(f"{method.name} left frames without a prediction in a stream.")
     return {
         **({"device_latency_s": device} if None not in device else {}),
         "latency_s": latency,
+        "loop_s": loop_s,  # the whole step loop: the steps plus the harness's bookkeeping
         "kind": kinds,
         "components_s": components,
         "delay_frames": [emitted[i][0] - i for i in sorted(arrival)],
@@ -181,6 +182,7 @@ def _timed_steps(method: Method, video: VideoSource, frames: list, meter: Any) -
     clock = meter if isinstance(meter, TimingMeter) else TimingMeter(method.device)
     method.start(video.info)
     latency, kinds, components, arrival, emitted, device = [], [], [], {}, {}, []
+    loop_started = clock.now()
     for frame in frames:
         start = clock.start_step()
         predictions = method.step(frame)
@@ -208,7 +210,7 @@ def _timed_steps(method: Method, video: VideoSource, frames: list, meter: Any) -
         for component, seconds in meter.take().items():
             components[-1][component] = components[-1].get(component, 0.0) + seconds
     _emit(method, emitted, tail, frames[-1].index, stop)
-    return latency, kinds, components, arrival, emitted, device
+    return latency, kinds, components, arrival, emitted, device, clock.now() - loop_started
 
 
 def _emit(method: Method, emitted: dict, predictions: list, step: int, time_s: float) -> None:

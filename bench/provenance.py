@@ -43,8 +43,8 @@ def _version(package: str) -> str:
 
 
 def provenance(device: str = "cpu") -> dict[str, Any]:
-    """Code, libraries, machine and the torch settings that change numbers (rule 8: dtype,
-    TF32, cudnn.benchmark are recorded, never silent defaults)."""
+    """Code, libraries, machine and the torch settings that change numbers (docs/measurement.md
+    §8: dtype, TF32, cudnn.benchmark are recorded, never silent defaults)."""
     import av
 
     status = _git("status", "--porcelain", "--untracked-files=no")

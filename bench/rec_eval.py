@@ -1,5 +1,6 @@
-"""Video recognition metrics (data.md §8.4–8.5): AR-Net-style mAP, multi-label mmAP and top-1,
-per protocol stratum (online step t, and ``video`` for the offline, whole-video prediction).
+"""Video recognition metrics (docs/datasets.md §8.4–8.5): AR-Net-style mAP, multi-label mmAP
+and top-1, per protocol stratum (online step t, and ``video`` for the offline, whole-video
+prediction).
 
 mAP: per class, the non-interpolated AP over videos ranked by the softmax probability of that
 class; the mean is over classes that have a positive (classes without one are excluded and

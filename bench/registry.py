@@ -10,8 +10,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import inspect
 import math
+import re
 import typing
+from importlib import metadata
 from typing import Any
 
 
@@ -20,23 +23,48 @@ class RegistryError(ValueError):
 
 
 class Registry:
-    """A kebab-case name -> lazily imported class mapping."""
+    """A kebab-case name -> lazily imported class mapping. Built-in entries come with the
+    harness; plug-ins join through the Python entry-point ``group`` (``vidbench.methods``,
+    ``vidbench.datasets``: a package declares ``name = "module:Class"``) or ``register``
+    (``bench --plugin MODULE``). Each entry remembers where it came from."""
 
-    def __init__(self, kind: str, entries: dict[str, str]) -> None:
+    def __init__(self, kind: str, entries: dict[str, str], group: str | None = None) -> None:
         self.kind = kind
         self._entries = dict(entries)
+        self._sources = {name: "built-in" for name in entries}
+        self._group = group
+        self._discovered = group is None
+
+    def _discover(self) -> None:
+        """Register the installed packages' entry points of this registry's group, once."""
+        if self._discovered:
+            return
+        self._discovered = True
+        for point in metadata.entry_points(group=self._group):
+            package = point.dist.name if point.dist else "an installed package"
+            self.register(point.name, point.value, f"entry point of {package}")
 
     def names(self) -> list[str]:
+        self._discover()
         return sorted(self._entries)
 
-    def register(self, name: str, target: str) -> None:
+    def source(self, name: str) -> str:
+        """Where ``name`` came from: built-in, an entry point's package, or a --plugin module."""
+        self._discover()
+        return self._sources[name]
+
+    def register(self, name: str, target: str, source: str = "registered at run time") -> None:
+        self._discover()
         if name in self._entries:
             raise RegistryError(
-                f"{self.kind} '{name}' is already registered ({self._entries[name]})."
+                f"{self.kind} '{name}' is already registered ({self._entries[name]}, "
+                f"{self._sources[name]}); {source} cannot take the name."
             )
         self._entries[name] = target
+        self._sources[name] = source
 
     def get(self, name: str) -> Any:
+        self._discover()
         if name not in self._entries:
             close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
@@ -44,7 +72,40 @@ class Registry:
                 f"Unknown {self.kind} '{name}'.{hint} Available: {', '.join(self.names())}."
             )
         module_name, attribute = self._entries[name].split(":")
-        return getattr(importlib.import_module(module_name), attribute)
+        try:
+            return getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as error:
+            raise RegistryError(
+                f"{self.kind} '{name}' ({self._sources[name]}) points to "
+                f"{self._entries[name]}, which cannot be imported: {error}"
+            ) from error
+
+
+def load_plugin(module_name: str) -> list[str]:
+    """Import ``module_name`` and register every method (a ``vidbench.api.Method`` subclass)
+    and dataset (a class with ``Config``, ``tasks`` and ``split``) it defines, under its
+    ``name``; returns the names. For one-off use: packages declare entry points instead."""
+    from vidbench.api import Method
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise RegistryError(f"--plugin {module_name}: cannot import it ({error}).") from error
+    added = []
+    for value in vars(module).values():
+        if not isinstance(value, type) or value.__module__ != module.__name__:
+            continue
+        if issubclass(value, Method) and getattr(value, "name", ""):
+            registry = METHODS
+        elif all(hasattr(value, a) for a in ("Config", "tasks", "split", "name")):
+            registry = DATASETS
+        else:
+            continue
+        registry.register(value.name, f"{module.__name__}:{value.__name__}", f"--plugin {module_name}")
+        added.append(value.name)
+    if not added:
+        raise RegistryError(f"--plugin {module_name}: it defines no method or dataset to register.")
+    return added
 
 
 METHODS = Registry(
@@ -67,6 +128,7 @@ METHODS = Registry(
         "r50-avg": "vidbench.methods.recognition.clip_methods:FrameAverageMethod",
         "r50-gru": "vidbench.methods.recognition.clip_methods:FrameGRUMethod",
     },
+    group="vidbench.methods",
 )
 
 DATASETS = Registry(
@@ -84,6 +146,7 @@ DATASETS = Registry(
         "sth-sth-v1": "vidbench.datasets.recognition.sets:SomethingV1",
         "sth-sth-v2": "vidbench.datasets.recognition.sets:SomethingV2",
     },
+    group="vidbench.datasets",
 )
 
 TASKS = Registry(
@@ -110,6 +173,7 @@ STUDIES = Registry(
     {
         "motion": "vidbench.studies.motion:run_motion_study",
         "focus": "vidbench.studies.focus:run_focus_study",
+        "paper-speed": "vidbench.studies.paper_speed:run_paper_speed",
     },
 )
 
@@ -170,3 +234,38 @@ def _cast(raw: str, annotation: Any, what: str) -> Any:
         return annotation(raw)
     except (TypeError, ValueError) as error:
         raise RegistryError(f"{what} is '{raw}', not a valid {annotation.__name__}.") from error
+
+
+def describe_options(config_cls: type) -> list[dict[str, Any]]:
+    """Each option of a config: name, type, default, allowed values (a ``Literal``'s) and the
+    note its source line carries (``epochs: int = 0  # 0 = the preset's``), for ``bench list``
+    and the documentation."""
+    hints = typing.get_type_hints(config_cls)
+    notes = _field_notes(config_cls)
+    rows = []
+    for f in dataclasses.fields(config_cls):
+        hint = hints[f.name]
+        literal = typing.get_origin(hint) is typing.Literal
+        rows.append({
+            "name": f.name,
+            "type": "choice" if literal else getattr(hint, "__name__", str(hint)),
+            "default": f.default,
+            "allowed": list(typing.get_args(hint)) if literal else None,
+            "note": notes.get(f.name, ""),
+        })
+    return rows
+
+
+def _field_notes(config_cls: type) -> dict[str, str]:
+    """Trailing comments of the field lines of ``config_cls`` and its dataclass bases."""
+    notes: dict[str, str] = {}
+    for cls in reversed(config_cls.__mro__):
+        if not dataclasses.is_dataclass(cls):
+            continue
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):
+            continue
+        for match in re.finditer(r"^\s+(\w+)\s*:[^=\n]+=[^#\n]*#\s*(.+)$", source, re.MULTILINE):
+            notes[match.group(1)] = match.group(2).strip()
+    return notes

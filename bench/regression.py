@@ -8,9 +8,10 @@ this machine's class; where the baseline has none, a deviation beyond the tolera
 reported as "not judged", never as a failure, since the same code moves that far between
 CPUs. Timing tier: every speed record carries its speed-up over the task's baseline measured
 in the same interleaved rounds, with the per-round ratios' IQR/median as its noise; a speed-up
-fails only when it falls by more than max(10%, 3 x the combined noise of the baseline run and
-this run), and only on the baseline's machine (elsewhere it is a warning). An INVALID timing
-is measured again (twice at most) and, if still INVALID, reported as "not judged".
+fails only when it falls by more than max(20%, 3 x the combined noise of the baseline run and
+this run), and only on the baseline's machine (elsewhere it is a warning); a speed-up below
+that is timed twice more and judged by the median of its three measurements. An INVALID
+timing is measured again (twice at most) and, if still INVALID, reported as "not judged".
 The baseline is validated before any work.
 """
 
@@ -21,7 +22,7 @@ import math
 import shutil
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,12 @@ from vidbench.store import Store, StoreError, strict_json
 from vidbench.tasks import CiRun, Task, get_task, task_of_protocol
 
 CI_SPEED = {"speed_videos": 4, "speed_rounds": 5}
-MIN_SPEED_TOLERANCE = 0.10
+# The gate times on one thread: a ratio of two methods is what it judges, and one thread shares
+# a loaded machine far better than two threads waiting on each other at every operator.
+GATE_SPEED_THREADS = 1
+# A competing load on the other core shifts some ratios by itself: interp-mv n = 6 over frame
+# read 16% lower under a one-core numpy load than quiet, every time (benchmarks/gate_under_load.py)
+MIN_SPEED_TOLERANCE = 0.20
 NOISE_FACTOR = 3.0
 REMEASURES = 2
 
@@ -79,6 +85,10 @@ def _kind(record: dict[str, Any]) -> str:
     """``accuracy``, ``speed`` (the stream scenario) or ``speed/offline``."""
     scenario = record.get("scenario", "stream")
     return record["kind"] if scenario == "stream" else f"{record['kind']}/{scenario}"
+
+
+def _machine_of(record: dict[str, Any]) -> dict[str, Any] | None:
+    return record.get("provenance", {}).get("machine")
 
 
 def _numerics_of(record: dict[str, Any]) -> dict[str, str]:
@@ -176,11 +186,6 @@ def compare_to_baseline(
     for key in sorted(set(new) - set(base), key=str):
         checks.append(Check(f"{key[1]} {_tag(key)}", 0, 1, "present", "only in this run",
                             "not judged: add it to the baseline with `bench regress --update`"))
-    same_machine = all(
-        r.get("provenance", {}).get("machine") == machine()
-        for r in baseline
-        if r["kind"] == "speed"
-    )
     for key in sorted(set(base) & set(new), key=str):
         task: Task = get_task(key[0])
         m = new[key]
@@ -193,7 +198,9 @@ def compare_to_baseline(
                 x, y = b["cost"][metric], m["cost"][metric]
                 ok = abs(x - y) <= 1e-9 * max(abs(x), 1)
                 checks.append(Check(f"{_tag(key)} cost/{metric}", x, y, "exact", "ok" if ok else "FAIL"))
-    base_speed, new_speed = _speedups(base), _speedups(new)
+    # speed is judged against the baseline's records from this very machine; elsewhere warned
+    mine = _speedups(_index([r for r in baseline if _machine_of(r) == machine()]))
+    base_speed, new_speed = {**_speedups(base), **mine}, _speedups(new)
     for key in sorted(set(base_speed) & set(new_speed), key=str):
         (x, noise_base, valid_base), (y, noise_new, valid_new) = base_speed[key], new_speed[key]
         tolerance = max(MIN_SPEED_TOLERANCE, NOISE_FACTOR * math.hypot(noise_base, noise_new))
@@ -205,6 +212,7 @@ def compare_to_baseline(
                                 f"INVALID timing in {which}"))
             continue
         ok = y >= x * (1 - tolerance)
+        same_machine = key in mine
         status = "ok" if ok else ("FAIL" if same_machine else "warn")
         note = "" if ok or same_machine else "another machine than the baseline's"
         checks.append(Check(name, x, y, f"-{tolerance:.0%}", status, note))
@@ -287,44 +295,102 @@ def runs_from_file(path: Path) -> list[GateRun]:
 
 def default_runs(tasks: Sequence[str] = ()) -> list[GateRun]:
     """Each task's own small configuration (``Task.ci``)."""
-    return [GateRun(name, get_task(name).ci) for name in tasks or TASKS.names()]
+    runs = []
+    for name in tasks or TASKS.names():
+        ci = get_task(name).ci
+        runs.append(GateRun(name, ci, {**CI_SPEED, "speed_videos": ci.speed_videos}))
+    return runs
+
+
+def _measure(work_dir: Path, run: GateRun, store: Store, rerun: tuple[str, ...] = ()) -> list:
+    """One comparison of ``run`` into ``store``; ``rerun`` labels are timed again."""
+    settings = RunSettings(
+        intervals=run.ci.intervals,
+        data_root=work_dir / "data",
+        checkpoint_dir=work_dir / "checkpoints",
+        speed_threads=GATE_SPEED_THREADS,
+        rerun=rerun,
+        rerun_kinds=("speed",),
+        **run.speed,
+    )
+    return Runner(store, settings).compare(
+        list(run.ci.methods), run.ci.dataset, dict(run.ci.dataset_options)
+    )
+
+
+def _work_store(work_dir: Path) -> Store:
+    return Store(work_dir / "records.jsonl")
 
 
 def run_configurations(work_dir: Path, runs: Sequence[GateRun]) -> list[dict[str, Any]]:
     """``runs`` measured afresh in this job; INVALID timings measured again, twice at most."""
-    store = Store(work_dir / "records.jsonl")
+    store = _work_store(work_dir)
     store.path.unlink(missing_ok=True)  # speed must be measured afresh, in this job
     shutil.rmtree(store.path.with_suffix(".partial"), ignore_errors=True)
     records: list[dict[str, Any]] = []
     for run in runs:
-        settings = RunSettings(
-            intervals=run.ci.intervals,
-            data_root=work_dir / "data",
-            checkpoint_dir=work_dir / "checkpoints",
-            **run.speed,
-        )
-        produced = Runner(store, settings).compare(
-            list(run.ci.methods), run.ci.dataset, dict(run.ci.dataset_options)
-        )
+        produced = _measure(work_dir, run, store)
         for _ in range(REMEASURES):
-            invalid = sorted({r["label"] for r in produced if _invalid_speed(r)})
+            invalid = tuple(sorted({r["label"] for r in produced if _invalid_speed(r)}))
             if not invalid:
                 break
             print(f"re-measuring INVALID timings of {', '.join(invalid)}")
-            again = Runner(store, replace(settings, rerun=tuple(invalid))).compare(
-                list(run.ci.methods), run.ci.dataset, dict(run.ci.dataset_options)
-            )
+            again = _measure(work_dir, run, store, invalid)
             redone = {r["record_id"] for r in again}
             produced = [r for r in produced if r["record_id"] not in redone] + again
         records += produced
     return records
 
 
+def confirm_failures(
+    work_dir: Path, runs: Sequence[GateRun], baseline: list, records: list
+) -> tuple[list[Check], list]:
+    """Checks of ``records``; a speed-up that fails is timed twice more (fresh rounds, same
+    job) and judged by the median of its three measurements, so one slow stretch of a shared
+    machine fails nothing while a real slowdown fails every time."""
+    checks = compare_to_baseline(baseline, records)
+    failing = {c.name.partition(" speedup vs ")[0] for c in checks
+               if c.status == "FAIL" and " speedup vs " in c.name}
+    if not failing:
+        return checks, records
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    store = _work_store(work_dir)
+    for run in runs:
+        labels = tuple(sorted({r["label"] for r in records if r.get("kind") == "speed"
+                               and task_of_protocol(r["protocol"]).name == run.task
+                               and _tag_of(r) in failing}))
+        for _ in range(REMEASURES if labels else 0):
+            print(f"speed-up below tolerance: timing {', '.join(labels)} again")
+            for r in _measure(work_dir, run, store, labels):
+                attempts.setdefault(r["record_id"], []).append(r)
+    confirmed = [_median_speedup(r, attempts.get(r["record_id"], [])) for r in records]
+    return compare_to_baseline(baseline, confirmed), confirmed
+
+
+def _tag_of(record: dict[str, Any]) -> str:
+    task = task_of_protocol(record["protocol"])
+    return _tag((task.name, _kind(record), record["label"], task.protocol.setting_of(record)))
+
+
+def _median_speedup(record: dict[str, Any], again: list[dict[str, Any]]) -> dict[str, Any]:
+    """``record`` with its speed-up the median over it and its re-measurements."""
+    if not again or "speed" not in record or "speedup" not in record["speed"]:
+        return record
+    measured = [record, *again]
+    middle = sorted(measured, key=lambda r: r["speed"]["speedup"])[len(measured) // 2]
+    speed = {**middle["speed"], "speedup_measurements": [r["speed"]["speedup"] for r in measured]}
+    return {**record, "speed": speed}
+
+
 def _invalid_speed(record: dict[str, Any]) -> bool:
+    """An INVALID timing that measuring again may cure: noise (round spread), not too few
+    samples or too short a stream, which a repeat would only repeat."""
     speed = record.get("speed")
-    return bool(speed) and (
-        speed["validity"] != "VALID" or speed.get("baseline", {}).get("validity", "VALID") != "VALID"
-    )
+    if not speed:
+        return False
+    noise_only = all("IQR" in reason or "range" in reason for reason in speed.get("reasons", []))
+    base_valid = speed.get("baseline", {}).get("validity", "VALID") == "VALID"
+    return noise_only and (speed["validity"] != "VALID" or not base_valid)
 
 
 def _of_tasks(records: list[dict[str, Any]], tasks: Sequence[str]) -> list[dict[str, Any]]:
@@ -376,7 +442,7 @@ def run_regression(
     if update:
         write_baseline(baseline_path, records, run_tasks)
         return 0
-    checks = compare_to_baseline(_of_tasks(baseline, run_tasks), records)
+    checks, _ = confirm_failures(work_dir, runs, _of_tasks(baseline, run_tasks), records)
     print(format_checks(checks))
     counts = {s: sum(c.status == s for c in checks) for s in dict.fromkeys(c.status for c in checks)}
     print("regression: " + ", ".join(f"{n} {s}" for s, n in counts.items()))

@@ -90,6 +90,14 @@ class Runner:
         dataset_name: str,
         dataset_options: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
+        """Run what the store lacks for ``method_specs`` on the registered dataset."""
+        check_device(self.settings.device)
+        dataset = build_dataset(dataset_name, dataset_options or {}, self.settings.data_root)
+        return self.compare_on(method_specs, dataset)
+
+    def compare_on(self, method_specs: Sequence[str], dataset: Any) -> list[dict[str, Any]]:
+        """``compare`` on a dataset object (a study may compose one: trained on one set,
+        timed on another)."""
         check_device(self.settings.device)
         device = distributed.init_from_env(self.settings.device)
         if device != self.settings.device:
@@ -97,18 +105,16 @@ class Runner:
         torch.set_num_threads(distributed.threads_per_rank(self.settings.threads))
         # one writer per store: a second compare on it waits here (under torchrun, rank 0 writes)
         with self.store.lock() if distributed.is_writer() else contextlib.nullcontext():
-            return self._compare(method_specs, dataset_name, dataset_options)
+            return self._compare(method_specs, dataset)
 
-    def _compare(
-        self, method_specs: Sequence[str], dataset_name: str, dataset_options: dict[str, str] | None
-    ) -> list[dict[str, Any]]:
-        dataset = build_dataset(dataset_name, dataset_options or {}, self.settings.data_root)
+    def _compare(self, method_specs: Sequence[str], dataset: Any) -> list[dict[str, Any]]:
         self._dataset = dataset
         if distributed.is_writer():  # under torchrun rank 0 renders or encodes what is missing
             dataset.prepare()
         distributed.barrier()
         videos = dataset.split(eval_split(dataset))
-        check_protocol(method_specs, dataset, videos, self.settings)
+        if self.settings.accuracy:
+            check_protocol(method_specs, dataset, videos, self.settings)
         prepared = [prepare_method(spec, dataset, self.settings) for spec in method_specs]
         self.context = {
             "run_id": self.run_id,
@@ -119,7 +125,7 @@ class Runner:
         speed_videos = videos[: self.settings.speed_videos]
         plan = self._speed_plan(prepared, speed_videos, done)  # may build baselines: not in
         with torch.inference_mode():  # inference mode, which training cannot run under
-            for item in prepared:
+            for item in prepared if self.settings.accuracy else ():
                 protocol = passes.task_of(item.method).protocol
                 for setting in item.settings:
                     identity = {
@@ -130,7 +136,7 @@ class Runner:
                     }
                     self._accuracy(item, identity, setting, dataset, videos, done)
             if distributed.is_writer():  # throughput is measured on one device, by rank 0
-                torch.set_num_threads(self.settings.threads)
+                torch.set_num_threads(self.settings.speed_threads or self.settings.threads)
                 self._speed(plan, speed_videos)
         distributed.barrier()
         return [r for r in self.store.records() if r.get("run_id") == self.run_id]
@@ -142,7 +148,8 @@ class Runner:
         forced = {p.label for p in prepared if p.label in rerun or p.identity["method"] in rerun}
         done = set()
         for record in self.store.records():
-            if "error" in record or record.get("label") in forced:
+            rerun_it = record.get("label") in forced and record["kind"] in self.settings.rerun_kinds
+            if "error" in record or rerun_it:
                 continue
             if "state" in record and not self.store.state_intact(record):
                 self.log(f"re-computing {record['label']}: {self.store.state_problem(record)}")
@@ -244,7 +251,7 @@ class Runner:
                     **({"batch": self.settings.batch} if scenario == "offline" else {}),
                     "speed_videos": [v.info.name for v in videos],
                     "rounds": self.settings.speed_rounds,
-                    "threads": self.settings.threads,
+                    "threads": self.settings.speed_threads or self.settings.threads,
                     # the device joins the identity off the CPU (CPU records keep their ids)
                     **({} if self.settings.device == "cpu" else {"device": self.settings.device}),
                 }

@@ -1,5 +1,5 @@
 """Streaming segmentation metric state (confusion matrices per keyframe offset) and its pure
-computation. mIoU follows the Cityscapes definition (../shared/specs/data.md §8.1): one
+computation. mIoU follows the Cityscapes definition (docs/datasets.md §8.1): one
 confusion matrix accumulated over every scored pixel, ignored ground truth dropped, IoU per
 class with zero-denominator classes excluded, mean over the rest.
 """

@@ -84,6 +84,8 @@ def summarise_speed(
         warnings.append(f"fps IQR/median {noise:.0%} > {WARN_IQR:.0%}")
     if spread > INVALID_SPREAD:
         reasons.append(f"fps range over rounds {spread:.0%} of the median > {INVALID_SPREAD:.0%}")
+    loop_s = sum(s.get("loop_s", 0.0) for s in streams)
+    overhead = 1 - sum(latency_ms) / 1e3 / loop_s if loop_s else None
     delay_frames = [d for s in streams for d in s["delay_frames"]]
     delay_ms = [d * 1e3 for s in streams for d in s["delay_s"]]
     return {
@@ -94,6 +96,7 @@ def summarise_speed(
         "steady_fps": float(np.median(steady_rounds)),
         "steady_fps_rounds": steady_rounds,
         "steady_key_fraction": key_fraction,
+        "harness_overhead": overhead,  # share of the step loop's wall time outside method.step
         "frames_timed": frames,
         "latency_ms": _percentiles(latency_ms),
         "latency_ms_by_kind": {

@@ -1,5 +1,5 @@
-"""ImageNet VID detection mAP (ILSVRC devkit rule, data.md §3.6, §8.2-8.3) with FGFA's
-slow / medium / fast motion-speed breakdown (data.md §3.7), as a streaming Evaluator.
+"""ImageNet VID detection mAP (ILSVRC devkit rule, docs/datasets.md §3.6, §8.2-8.3) with FGFA's
+slow / medium / fast motion-speed breakdown (docs/datasets.md §3.7), as a streaming Evaluator.
 
 Definition:
     * Boxes use inclusive pixel corners (width = x2 - x1 + 1). Each ground-truth (GT) box of
@@ -62,7 +62,7 @@ _EPS = float(np.finfo(np.float64).eps)
 
 def iou_thresholds(gt_boxes: np.ndarray) -> np.ndarray:
     """(M,) ILSVRC VID per-GT IoU threshold min(0.5, wh / ((w + 10)(h + 10))), inclusive sizes
-    (data.md §8.3)."""
+    (docs/datasets.md §8.3)."""
     boxes = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
     w = boxes[:, 2] - boxes[:, 0] + 1
     h = boxes[:, 3] - boxes[:, 1] + 1
@@ -72,7 +72,7 @@ def iou_thresholds(gt_boxes: np.ndarray) -> np.ndarray:
 
 def in_motion_ranges(motion_iou: np.ndarray) -> np.ndarray:
     """(R, M) bool: GT m lies in range ``RANGES[r]``; "all" holds every GT, the speed ranges
-    the finite motion IoUs within their inclusive bounds (data.md §3.7)."""
+    the finite motion IoUs within their inclusive bounds (docs/datasets.md §3.7)."""
     values = np.asarray(motion_iou, np.float64).reshape(-1)
     rows = [np.ones(values.shape, bool)]
     for name in RANGES[1:]:
@@ -89,7 +89,8 @@ def match_frame(
     thresholds: np.ndarray,
 ) -> np.ndarray:
     """(D,) index of the GT each detection matches, -1 for none: greedy in descending
-    confidence, to the unmatched same-class GT of largest IoU >= its threshold (data.md §3.6).
+    confidence, to the unmatched same-class GT of largest IoU >= its threshold
+    (docs/datasets.md §3.6).
 
     ``iou`` is (D, M) detections x GT, ``thresholds`` (M,) from ``iou_thresholds``.
     """
@@ -106,7 +107,8 @@ def match_frame(
 def range_outcomes(
     iou: np.ndarray, matched: np.ndarray, in_range: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(D, R) TP flags and (D, R) FP weights of one frame with at least one GT (data.md §3.7).
+    """(D, R) TP flags and (D, R) FP weights of one frame with at least one GT
+    (docs/datasets.md §3.7).
 
     ``iou`` (D, M), ``matched`` (D,) from ``match_frame``, ``in_range`` (R, M) from
     ``in_motion_ranges``. Frames without GT use the dataset-level weight instead (compute).
@@ -129,14 +131,16 @@ def range_outcomes(
 def precision_recall(
     tp: np.ndarray, fp: np.ndarray, num_positives: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative recall and precision of ranked rows with TP flags and FP weights (§3.6, 3)."""
+    """Cumulative recall and precision of ranked rows with TP flags and FP weights
+    (docs/datasets.md §3.6, step 3)."""
     ctp = np.cumsum(np.asarray(tp, np.float64))
     cfp = np.cumsum(np.asarray(fp, np.float64))
     return ctp / num_positives, ctp / np.maximum(ctp + cfp, _EPS)
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
-    """All-points VOC AP (VOC2010+, data.md §8.2): area under the non-increasing envelope."""
+    """All-points VOC AP (VOC2010+, docs/datasets.md §8.2): area under the non-increasing
+    envelope."""
     r = np.concatenate(([0.0], np.asarray(recall, np.float64), [1.0]))
     p = np.concatenate(([0.0], np.asarray(precision, np.float64), [0.0]))
     envelope = np.maximum.accumulate(p[::-1])[::-1]

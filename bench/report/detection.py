@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from vidbench.protocols import FIXED_KEY, FIXED_KEY_STREAM  # noqa: E402
+from vidbench.report import plots  # noqa: E402
 from vidbench.report.tables import code_warning, provenance_section, to_markdown  # noqa: E402
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
@@ -256,8 +257,9 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         f"mAP with the ILSVRC VID rule (`{FIXED_KEY}`, every frame scored); slow / medium / "
         "fast by FGFA's motion IoU; worst = the lowest mAP over distances from the key; fps on "
         f"continuous streams (`{FIXED_KEY_STREAM}`, batch 1, CPU); GMACs are multiply-adds.\n",
+        "\n## mAP by segment length l, key schedule and motion speed\n",
         to_markdown(main_table(df)),
-        "\n## Speed-up over R-FCN (same run), delay and cost\n",
+        "\n## Speed-up over R-FCN (steady state, same run), delay and cost\n",
         to_markdown(
             df.set_index(["scheme", "interval"])[
                 [c for c in ("speedup", "delay_max_frames", "key_p50_ms", "intermediate_p50_ms",
@@ -283,11 +285,9 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     written["detection_md"].write_text("\n".join(sections) + "\n")
     written["detection_curve"] = out_dir / "detection_curve.png"
     figure = curve(df)
-    figure.savefig(written["detection_curve"], dpi=120)
-    plt.close(figure)
+    plots.save(figure, written["detection_curve"])
     per_d = fig6(df)
     if per_d is not None:
         written["detection_fig6"] = out_dir / "detection_fig6.png"
-        per_d.savefig(written["detection_fig6"], dpi=120)
-        plt.close(per_d)
+        plots.save(per_d, written["detection_fig6"])
     return written

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from vidbench.report import plots  # noqa: E402
 from vidbench.report.tables import to_markdown  # noqa: E402
 
 ACCURACY = ["epe_px_visible", "epe_px_occluded", "epe_grid16", "psnr_db", "psnr_gain_db"]
@@ -62,8 +63,7 @@ def render_motion(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str,
     written["md"].write_text("\n".join(sections) + "\n")
     written["png"] = out_dir / "motion.png"
     figure = _figure(parts)
-    figure.savefig(written["png"], dpi=120)
-    plt.close(figure)
+    plots.save(figure, written["png"])
     return written
 
 

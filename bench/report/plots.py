@@ -3,6 +3,9 @@ and 6), accuracy per keyframe offset, and the runtime breakdown per component.""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -13,63 +16,75 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from vidbench.report.tables import COMPONENTS, _scheme_order  # noqa: E402
 
+BUILT_IN = ("frame", "prop-flow", "prop-mv", "interp-mv", "rfcn", "dff", "psla", "psla-seg",
+            "prop", "adafocus", "adafocus+", "adafocus-tsm", "tsm", "tsm+", "r50-avg", "r50-gru")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+INVALID_NOTE = "hollow markers: INVALID timings (see the records' reasons)"
+
+
+def method_style(label: str) -> dict[str, str]:
+    """Colour by method (the name before the options), marker by variant: the same in every
+    figure of every report. Built-in methods have fixed colours; any other name gets one from
+    a stable hash of it, so a user's method keeps its colour across runs and figures."""
+    base, _, options = label.partition(":")
+    tab20 = plt.get_cmap("tab20").colors
+    palette = tab20[0::2] + tab20[1::2]  # the ten strong colours first, then their light ones
+    index = BUILT_IN.index(base) if base in BUILT_IN else _stable_hash(base)
+    marker = MARKERS[_stable_hash(options) % len(MARKERS)] if options else "o"
+    return {"color": palette[index % len(palette)], "marker": marker}
+
+
+def _stable_hash(text: str) -> int:
+    """The same number for the same text in every process (``hash`` is salted)."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
 
 def _schemes(df: pd.DataFrame) -> list[str]:
     return sorted(df.scheme.unique(), key=_scheme_order)
 
 
+def _points(ax: plt.Axes, part: pd.DataFrame, x: str, y: str, style: dict, label: str) -> None:
+    """A scheme's line, VALID points filled and INVALID ones hollow."""
+    ax.plot(part[x], part[y], color=style["color"], linewidth=1.2, label=label)
+    valid = part.get("validity", pd.Series("VALID", index=part.index)).fillna("VALID") == "VALID"
+    for chosen, face in ((valid, style["color"]), (~valid, "none")):
+        ax.plot(part[x][chosen], part[y][chosen], linestyle="", marker=style["marker"],
+                markersize=6, color=style["color"], markerfacecolor=face)
+
+
 def curve(df: pd.DataFrame, y: str, ylabel: str) -> Figure:
-    """Accuracy vs throughput, one line per scheme over keyframe intervals (labelled)."""
+    """Accuracy vs steady-state throughput, one line per scheme over keyframe intervals."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    x = "steady_fps" if "steady_fps" in df else "fps"
     for scheme in _schemes(df):
-        part = df[df.scheme == scheme].dropna(subset=["fps", y]).sort_values("interval")
+        part = df[df.scheme == scheme].dropna(subset=[x, y]).sort_values("interval")
         if part.empty:
             continue
-        marker = "*" if len(part) == 1 else "o"
-        ax.plot(
-            part.fps, part[y], marker=marker, markersize=10 if marker == "*" else 5, label=scheme
-        )
+        _points(ax, part, x, y, method_style(scheme), scheme)
         for row in part.itertuples():
-            ax.annotate(
-                str(row.interval),
-                (row.fps, getattr(row, y)),
-                fontsize=7,
-                textcoords="offset points",
-                xytext=(3, 3),
-            )
-    ax.set_xlabel("throughput (fps, stream, batch 1)")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(f"{ylabel} vs throughput (labels: keyframe interval)")
-    fig.tight_layout()
-    return fig
+            ax.annotate(str(row.interval), (getattr(row, x), getattr(row, y)), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
+    return finish(fig, ax, ("throughput, steady state (fps, batch 1)", ylabel,
+                            f"{ylabel} vs throughput (labels: keyframe interval)\n{INVALID_NOTE}"))
 
 
 def curve_vs_paper(df: pd.DataFrame, paper: pd.DataFrame, y: str, ylabel: str) -> Figure:
     """Accuracy vs speed-up over the per-frame model, measured (solid) with the paper's points
-    (dashed, same colour per scheme): speed-up, unlike fps, compares across machines."""
+    (dashed, the same colour per method): speed-up, unlike fps, compares across machines."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    colours = {base: f"C{i}" for i, base in enumerate(("frame", "prop-flow", "prop-mv", "interp-mv"))}
     for scheme in _schemes(df):
         part = df[df.scheme == scheme].dropna(subset=["speedup", y]).sort_values("interval")
         if not part.empty:
-            colour = colours.get(scheme.split(":")[0])
-            ax.plot(part.speedup, part[y], marker="o", markersize=5, color=colour, label=scheme)
+            _points(ax, part, "speedup", y, method_style(scheme), scheme)
     for scheme in sorted(paper.scheme.unique(), key=_scheme_order):
         part = paper[paper.scheme == scheme].dropna(subset=["speedup", y]).sort_values("interval")
-        ax.plot(
-            part.speedup,
-            part[y],
-            linestyle="--",
-            marker="x",
-            color=colours.get(scheme),
-            label=f"{scheme} (paper)",
-        )
+        ax.plot(part.speedup, part[y], linestyle="--", marker="x",
+                color=method_style(scheme)["color"], label=f"{scheme} (paper)")
     return finish(
         fig,
         ax,
-        ("speed-up over the per-frame model", ylabel, f"{ylabel} vs speed-up, measured and paper"),
+        ("speed-up over the per-frame model (steady state)", ylabel,
+         f"{ylabel} vs speed-up, measured and paper\n{INVALID_NOTE}"),
     )
 
 
@@ -106,36 +121,62 @@ def per_offset(df: pd.DataFrame) -> Figure:
 
 
 def breakdown(df: pd.DataFrame) -> Figure:
-    """Stacked ms per frame by component, per scheme and interval (all frames, and
-    intermediate frames only: the seed's Fig. 2 view)."""
+    """ms per frame by component, one horizontal bar per scheme and interval: as the measured
+    stream had them, and in the steady state (a key every n frames; a look-ahead method's
+    work at keys is spread over the frames it serves, so no bar reads zero)."""
     data = df.dropna(subset=["fps"]).copy()
-    data["name"] = [f"{s} n={i}" for s, i in zip(data.scheme, data.interval)]
+    data["name"] = [f"{s}  n={i}" for s, i in zip(data.scheme, data.interval)]
     data = data.sort_values(
         ["scheme", "interval"], key=lambda c: c.map(_scheme_order) if c.name == "scheme" else c
     )
-    fig, axes = plt.subplots(2, 1, figsize=(max(6, 0.35 * len(data)), 7.5))
+    height = max(3.0, 0.32 * len(data) + 1.5)
+    fig, axes = plt.subplots(1, 2, figsize=(13, height), sharey=True)
+    colours = plt.get_cmap("Set2").colors
     for ax, prefix, title in (
-        (axes[0], "ms_", "mean ms per frame (stream)"),
-        (axes[1], "intermediate_ms_", "mean ms per intermediate frame"),
+        (axes[0], "ms_", "ms per frame, measured stream"),
+        (axes[1], "steady_ms_", "ms per frame, steady state"),
     ):
-        bottom = pd.Series(0.0, index=data.index)
-        for component in COMPONENTS:
+        left = pd.Series(0.0, index=data.index)
+        for number, component in enumerate(COMPONENTS):
             values = data.get(f"{prefix}{component}", pd.Series(0.0, index=data.index)).fillna(0)
-            ax.bar(data.name, values, bottom=bottom, label=component)
-            bottom += values
-        ax.set_ylabel("ms")
+            ax.barh(data.name, values, left=left, label=component, color=colours[number])
+            left += values
+        ax.set_xlabel("ms")
         ax.set_title(title)
-        ax.tick_params(axis="x", rotation=90, labelsize=7)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(ncol=len(COMPONENTS), fontsize=8)
-    fig.tight_layout()
+        ax.grid(axis="x", alpha=0.3)
+        ax.invert_yaxis()
+    axes[0].tick_params(axis="y", labelsize=8)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center",
+               ncol=len(COMPONENTS), fontsize=8, bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 
 
+FIGURE_FORMATS = ["png"]  # what ``save`` writes; ``bench report --figure-format`` sets it
+
+
+@contextlib.contextmanager
+def figure_formats(formats: Sequence[str]) -> Iterator[None]:
+    """Write figures in ``formats`` (png, pdf, svg; png always) inside the block."""
+    unknown = sorted(set(formats) - {"png", "pdf", "svg"})
+    if unknown:
+        raise ValueError(f"Unknown figure format(s) {unknown}; allowed: png, pdf, svg.")
+    formats = ["png", *[f for f in formats if f != "png"]]
+    previous = list(FIGURE_FORMATS)
+    FIGURE_FORMATS[:] = list(formats)
+    try:
+        yield
+    finally:
+        FIGURE_FORMATS[:] = previous
+
+
 def save(figure: Figure, path: Path) -> Path:
-    """Write ``figure`` as a PNG (dpi 120, no timestamps, so re-rendering is byte-stable)
-    and free it; returns ``path`` so callers can record what was written."""
-    figure.savefig(path, dpi=120, metadata={"Software": None})
+    """Write ``figure`` as ``path`` (a PNG: dpi 120, no timestamps, so re-rendering is
+    byte-stable) and in every other format of FIGURE_FORMATS beside it; free it; returns
+    ``path`` so callers can record what was written."""
+    stable = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
+    for suffix in FIGURE_FORMATS:
+        figure.savefig(path.with_suffix(f".{suffix}"), dpi=120, metadata=stable[suffix])
     plt.close(figure)
     return path
 

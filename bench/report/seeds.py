@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from vidbench.report import plots  # noqa: E402
 from vidbench.report.tables import to_markdown  # noqa: E402
 from vidbench.tasks import get_task, task_of_protocol  # noqa: E402
 
@@ -94,6 +95,5 @@ def render_seeds(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, 
         "when others have more.\n\n" + to_markdown(table) + "\n"
     )
     figure = spread_plot(table)
-    figure.savefig(written["png"], dpi=120)
-    plt.close(figure)
+    plots.save(figure, written["png"])
     return written

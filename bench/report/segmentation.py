@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from vidbench.protocols import ROTATING_OFFSET, STREAM
 from vidbench.report import plots, tables
@@ -47,6 +46,8 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         + ". mIoU over the val "
         f"split with `{ROTATING_OFFSET}`; fps on continuous streams (`{STREAM}`, batch 1); "
         "GMACs are multiply-adds.\n",
+        f"\n## mIoU and throughput by keyframe interval (seed 000 {_seed_title(dataset_name)} "
+        "layout)\n",
         tables.to_markdown(seed),
         f"\n{tables.preparation_line(records)}\n",
         f"\n{tables.STEADY_FORMULA}\n",
@@ -102,8 +103,7 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         figures["curve_min_vs_paper"] = plots.curve_vs_paper(df, paper, "miou_min", "mIoU (min.) (%)")
     for name, figure in figures.items():
         written[name] = out_dir / f"{name}.png"
-        figure.savefig(written[name], dpi=120)
-        plt.close(figure)
+        plots.save(figure, written[name])
     return written
 
 

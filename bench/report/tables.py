@@ -69,6 +69,7 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                     .get(k, 0.0)
                     for k in COMPONENTS
                 },
+                **steady_components(s),
             }
     rows = [
         {
@@ -81,6 +82,28 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         for k in sorted(set(accuracy) | set(speed), key=lambda k: (k[0], k[1], k[2]))
     ]
     return pd.DataFrame(rows)
+
+
+def steady_components(speed: dict[str, Any]) -> dict[str, float]:
+    """ms per frame by component in the steady state: key steps weighted by the key fraction
+    f, the others (intermediate and held frames) by 1 - f."""
+    fraction = speed.get("steady_key_fraction")
+    by_kind = speed["component_ms_by_kind"]
+    key = by_kind.get("key", {})
+    counts = {k: v.get("count", 0) for k, v in speed["latency_ms_by_kind"].items()}
+    others = [k for k in by_kind if k != "key"]
+    total_others = sum(counts.get(k, 0) for k in others)
+    out = {}
+    for component in COMPONENTS:
+        other = sum(by_kind[k].get(component, 0.0) * counts.get(k, 0) for k in others)
+        other = other / total_others if total_others else key.get(component, 0.0)
+        if fraction is None:
+            out[f"steady_ms_{component}"] = speed["component_ms_per_frame"].get(component, 0.0)
+        else:
+            out[f"steady_ms_{component}"] = (
+                fraction * key.get(component, 0.0) + (1 - fraction) * other
+            )
+    return out
 
 
 def own_speedup(speed: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class CiRun:
     methods: tuple[str, ...]
     intervals: tuple[int, ...]
     dataset_options: dict[str, str] = field(default_factory=dict)
+    speed_videos: int = 4  # enough frames for a VALID timing (64 samples, 1 s over the rounds)
 
 
 class Task(abc.ABC):
@@ -53,6 +54,10 @@ class Task(abc.ABC):
     worst_metric: ClassVar[str]
     default_dataset: ClassVar[str]  # the embedded world `bench compare` uses by default
     speed_baseline: ClassVar[str]  # the method whose fps the speed-ups divide by
+    # the options the speed baseline takes from the method it is timed beside (where both
+    # have them): the network and its training, so the speed-up divides by the very per-frame
+    # model the method builds on
+    baseline_shares: ClassVar[tuple[str, ...]]
     scenarios: ClassVar[tuple[str, ...]] = ("stream",)  # speed scenarios: stream, offline
     must_count: ClassVar[tuple[str, ...]]  # components whose FLOPs may not read zero
     report: ClassVar[str]  # "module:function" rendering this task's records into a folder

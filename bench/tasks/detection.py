@@ -27,6 +27,10 @@ class Detection(Task):
     worst_metric = "det/map_worst"
     default_dataset = "synthdet"
     speed_baseline = "rfcn"
+    baseline_shares = (
+        "layers", "width", "expansion", "feature_channels", "dcn", "train_steps", "recipe",
+        "train_device",
+    )
     must_count = ("feature", "task", "warp", "propagate")
     report = "vidbench.report.detection:render"
     ci = CiRun(

@@ -31,6 +31,7 @@ class Recognition(Task):
     worst_metric = "rec/map_worst"
     default_dataset = "synthaction"
     speed_baseline = "tsm+"
+    baseline_shares = ("scale", "epochs", "batch", "lr", "global_weights", "local_weights")
     must_count = ("glance", "policy", "focus", "classify")
     report = "vidbench.report.recognition:render"
     ci = CiRun(
@@ -42,6 +43,7 @@ class Recognition(Task):
             "adafocus-tsm:epochs=1",
         ),
         intervals=(1,),
+        speed_videos=16,  # 4 videos of 16 small frames time 0.5 s over 5 rounds: too short
         dataset_options={
             "train_videos": "32",
             "val_videos": "32",

@@ -26,6 +26,10 @@ class Segmentation(Task):
     worst_metric = "seg/miou_min"
     default_dataset = "synthcity"
     speed_baseline = "frame"
+    baseline_shares = (
+        "layers", "width", "expansion", "deformable", "stem", "train_steps", "recipe",
+        "train_epochs", "imagenet_weights", "mmseg_weights", "train_device",
+    )
     must_count = ("feature", "warp", "task")
     report = "vidbench.report.segmentation:render"
     ci = CiRun(

@@ -1,5 +1,5 @@
 """ImageNet VID (ILSVRC2015 VID + the DET subset of its 30 classes) as a vidbench dataset
-(data.md §3; seed 001 sec. 4.1: trained on VID train + DET, evaluated on VID val).
+(docs/datasets.md §3; seed 001 sec. 4.1: trained on VID train + DET, evaluated on VID val).
 
 Lists: val comes from FGFA's ``VID_val_videos.txt`` when present (it wins: the motion-IoU
 ``.mat`` is indexed in its order), else from the official ``ImageSets/VID/val.txt``; both list
@@ -12,11 +12,11 @@ Every listed snippet is encoded once to H.264 (frame t = JPEG t, encode_h264 set
 that a larger ``max_*_videos`` or the other list reuses what is there; ``fingerprint()`` adds
 the options and the lists' content), with its annotations (save_annotations) and a
 sidecar ``<snippet>_flags.npz`` of ``occluded``/``generated`` in the same object order;
-generated boxes are kept (the community protocol scores them all, data.md §3.6). The lists and
-the tree are checked before anything is encoded, every XML and JPEG header of what is to be
-encoded next, then each snippet is written under a temporary name and renamed, one process at
-a time (``prepare.lock``); the manifest (written atomically) records encoder settings, sizes,
-sha256 and encode ms per frame. Cached files count as intact
+generated boxes are kept (the community protocol scores them all, docs/datasets.md §3.6). The
+lists and the tree are checked before anything is encoded, every XML and JPEG header of what is
+to be encoded next, then each snippet is written under a temporary name and renamed, one
+process at a time (``prepare.lock``); the manifest (written atomically) records encoder
+settings, sizes, sha256 and encode ms per frame. Cached files count as intact
 when present with their recorded sizes (hashing tens of GB on every run would dominate).
 
 DET images (``det_train()``) are one-frame sources read straight from their JPEGs: a still has
@@ -144,7 +144,8 @@ class DetImage:
 
 class ImageNetVID:
     """ImageNet VID val (555 snippets) / train (3862) with every frame box-labelled; 30 classes
-    indexed as data.md §3.3 minus one (airplane 0 ... zebra 29), mapped by wnid."""
+    indexed as docs/datasets.md §3.3 (FGFA's index minus one: airplane 0 ... zebra 29), mapped
+    by wnid."""
 
     name = "imagenet-vid"
     tasks = ("detection",)

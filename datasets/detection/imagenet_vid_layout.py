@@ -1,9 +1,10 @@
 """ImageNet VID (ILSVRC2015) on disk: the 30 classes by WordNet id, the VOC XMLs, the official
-and FGFA image-set lists, and the fast tree check that runs before any encoding (data.md §3).
+and FGFA image-set lists, and the fast tree check that runs before any encoding
+(docs/datasets.md §3).
 
 Index conventions: snippet frames are ``%06d.JPEG`` starting at 000000 and frame t is JPEG t;
 ``VID_train_15frames.txt``'s third column is that 0-based index as FGFA uses it (mmtracking's
-converter subtracts 1 from it, which this loader does not do, data.md §3.5).
+converter subtracts 1 from it, which this loader does not do, docs/datasets.md §3.5).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from vidbench.api import DataError
 
-# data.md §3.3 in its index order (FGFA's 1..30 minus one): name, WordNet id.
+# docs/datasets.md §3.3 in its index order (FGFA's 1..30 minus one): name, WordNet id.
 CLASSES: tuple[tuple[str, str], ...] = (
     ("airplane", "n02691156"), ("antelope", "n02419796"), ("bear", "n02131653"),
     ("bicycle", "n02834778"), ("bird", "n01503061"), ("bus", "n02924116"),
@@ -100,10 +101,10 @@ def _number(node: ET.Element, tag: str, path: Path) -> float:
 
 
 def parse_xml(path: Path, video: bool, clip_px: int) -> FrameAnnotation:
-    """Parse one VOC XML (data.md §3.2). In a VID XML an unknown wnid, a missing trackid or a
-    repeated trackid is an error; a DET XML drops the non-VID wnids as FGFA does. Corners that
-    overshoot the frame by at most ``clip_px`` are clipped to it (FGFA clips them all); a box
-    further out or with x2 < x1 raises."""
+    """Parse one VOC XML (docs/datasets.md §3.2). In a VID XML an unknown wnid, a missing
+    trackid or a repeated trackid is an error; a DET XML drops the non-VID wnids as FGFA does.
+    Corners that overshoot the frame by at most ``clip_px`` are clipped to it (FGFA clips them
+    all); a box further out or with x2 < x1 raises."""
     try:
         root = ET.parse(path).getroot()
     except (ET.ParseError, OSError) as error:

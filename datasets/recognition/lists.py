@@ -1,4 +1,5 @@
-"""Class lists and split lists of the recognition datasets, parsed strictly (data.md §4-7).
+"""Class lists and split lists of the recognition datasets, parsed strictly
+(docs/datasets.md §4-7).
 
 Every parser returns ``ListEntry`` rows in list order and raises DataError naming the file, the
 line and what was expected. Class ids:

@@ -1,5 +1,5 @@
 """ActivityNet v1.3, FCVID, Mini-Kinetics and Something-Something V1/V2 as vidbench recognition
-datasets, read in the layouts they are distributed or extracted in (data.md §4-7, §0).
+datasets, read in the layouts they are distributed or extracted in (docs/datasets.md §4-7, §0).
 
 Each dataset is a root folder (the ``root`` option, else ``$<NAME>_ROOT``, else
 ``<data_root>/<name>``) holding the lists named in its ``LAYOUT``; class ids follow
@@ -8,8 +8,9 @@ listed video, that its frame folder (first and last listed frame) or video file 
 missing or partial tree fails within seconds with a DataError naming the file. A listed video
 whose data is wholly absent is an error unless ``allow_missing`` (ActivityNet and Mini-Kinetics
 are fetched from YouTube and some videos are gone); ``describe()`` reports how many listed val
-videos exist and how many are evaluated (data.md §4.1, §8.5). Frames are read lazily per video
-(vidbench.datasets.recognition.sampled_video), so one undecodable video spoils only its own record.
+videos exist and how many are evaluated (docs/datasets.md §4.1, §8.5). Frames are read lazily
+per video (vidbench.datasets.recognition.sampled_video), so one undecodable video spoils only
+its own record.
 """
 
 from __future__ import annotations

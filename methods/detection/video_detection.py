@@ -25,7 +25,7 @@ feed to N_t, and on synthdet that is what breaks (README, Detection).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +41,12 @@ from vidbench.methods.detection.rfcn_train import (
     feature_losses,
     trained_detector,
 )
-from vidbench.methods.motion.flownet import FlowNetSimple, FlowTrainConfig, compose_backward
+from vidbench.methods.motion.flownet import (
+    FlowNetKind,
+    FlowTrainConfig,
+    build_flownet,
+    compose_backward,
+)
 from vidbench.methods.motion.sources import regrid
 from vidbench.methods.motion.warp import warp
 from vidbench.methods.psla.framework import PSLAConfig, PSLAFramework, PSLAOptions
@@ -185,8 +190,10 @@ class KeyedPropagation(DetectionMethod):
 
 @dataclass(frozen=True)
 class DFFConfig(DetectionConfig):
-    """DFF: the flow network's width and its CPU-sized training recipe."""
+    """DFF: the flow network (the CPU-sized FlowNetSimple of ``flownet_width``, or
+    ``flownet=flownets``, the published FlowNetS DFF runs) and its CPU-sized training recipe."""
 
+    flownet: FlowNetKind = "simple"
     flownet_width: int = 16
     flownet_pretrain_steps: int = 200
     flownet_finetune_steps: int = 100
@@ -214,15 +221,23 @@ class DFF(KeyedPropagation):
             "detector": self.detector_key(),
             "recipe": asdict(recipe),
             "seed": workspace.seed,
+            # added after checkpoints were keyed without it: present only when not the default
+            **({"network": config.flownet} if config.flownet != "simple" else {}),
         }
+        channels = self.net.config.feature_channels
         path = workspace.checkpoint(
             "dff-flownet",
             key,
             lambda out: train_detection_flownet(
-                workspace.train_videos(), self.net, recipe, workspace.seed, out
+                workspace.train_videos(),
+                self.net,
+                recipe,
+                workspace.seed,
+                out,
+                lambda: build_flownet(config.flownet, channels, config.flownet_width),
             ),
         )
-        self.flownet = FlowNetSimple(self.net.config.feature_channels, config.flownet_width)
+        self.flownet = build_flownet(config.flownet, channels, config.flownet_width)
         self.flownet.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         self.flownet.eval()
 
@@ -344,11 +359,13 @@ def train_detection_flownet(
     recipe: FlowTrainConfig,
     seed: int,
     path: Path,
+    build: Callable[[], torch.nn.Module],
 ) -> None:
-    """DFF for detection: flow pre-training, then end to end through the frozen detector."""
+    """DFF for detection: flow pre-training of the network ``build`` makes (after seeding, so
+    its initialisation follows ``seed``), then end to end through the frozen detector."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    network = FlowNetSimple(detector.config.feature_channels, recipe.width).train()
+    network = build().train()
     moving = [v for v in videos if v.info.num_frames > recipe.pretrain_max_distance]
     truth = [flow_truth(v) for v in tqdm(moving, desc="dff: flow targets", unit="video")]
     optimiser = torch.optim.Adam(network.parameters(), lr=recipe.lr)

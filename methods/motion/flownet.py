@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -169,6 +170,18 @@ class FlowNetS(nn.Module):
             flow = getattr(self, f"predict_flow{level}")(top)
         flow = F.avg_pool2d(flow, 2, ceil_mode=True) * self.div_flow * 2
         return flow, F.avg_pool2d(self.scale(top), 2, ceil_mode=True)
+
+
+FlowNetKind = Literal["simple", "flownets"]
+
+
+def build_flownet(kind: FlowNetKind, feature_channels: int, width: int) -> nn.Module:
+    """DFF's flow network, untrained: ``simple`` is the CPU-sized FlowNetSimple of ``width``,
+    ``flownets`` the published FlowNetS (38.7 M parameters, what DFF runs; the paper-scale
+    choice)."""
+    if kind == "flownets":
+        return FlowNetS(feature_channels)
+    return FlowNetSimple(feature_channels, width)
 
 
 def _crop(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

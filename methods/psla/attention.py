@@ -39,7 +39,9 @@ the source are materialised: memory B*H*W*|Phi|*C floats (323 MB for C = 1024, d
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -252,7 +254,8 @@ class Nonlocal(AttentionAlignment):
         return aligned.transpose(1, 2).reshape(batch, channels, height, width)
 
 
-ATTENTION_KINDS = ("psla", "dense-psla", "matchtrans", "nonlocal")
+AttentionKind = Literal["psla", "dense-psla", "matchtrans", "nonlocal"]
+ATTENTION_KINDS: tuple[str, ...] = typing.get_args(AttentionKind)
 
 
 def build_attention(

@@ -40,6 +40,7 @@ Choices the paper leaves open (documented, not measured against anything):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -48,6 +49,7 @@ from vidbench.methods.psla.attention import (
     DEFAULT_MAX_DISPLACEMENT,
     EMBED_CHANNELS,
     AttentionAlignment,
+    AttentionKind,
     build_attention,
 )
 
@@ -268,8 +270,8 @@ class PSLAOptions:
     (N_f, hence N_l, and N_t: the paper's end-to-end training, sec. 3.5), at ``joint_lr``.
     ``share_attention``: RFU and DenseFT use one PSLA module (f, g), or one each."""
 
-    attention: str = "psla"
-    setting: str = "c"
+    attention: AttentionKind = "psla"
+    setting: Literal["a", "b", "c", "S", "F"] = "c"
     d: int = DEFAULT_MAX_DISPLACEMENT
     embed_channels: int = 64
     transform_reduced: int = 64
@@ -277,7 +279,7 @@ class PSLAOptions:
     psla_lr: float = 1e-3
     psla_batch: int = 4
     train_interval: int = 10
-    joint: str = "none"
+    joint: Literal["none", "task", "all"] = "none"
     joint_lr: float = 1e-4
     share_attention: bool = True
 

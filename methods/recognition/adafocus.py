@@ -2,8 +2,8 @@
 
 f_G: torchvision MobileNetV2 features on the full 224x224 frame (1280x7x7, no pooling before
 the policy). pi: 1x1 conv 1280->32, FC 1568->1024 + ReLU, GRU(1024), softmax over the patch
-candidates (Fig. 3; the FC between conv and GRU is the public code's, §6a of the reference
-notes). f_L: torchvision ResNet-50 (no fc) on the PxP patch. f_C: GRU(1024) over
+candidates (Fig. 3; the FC between conv and GRU is the public code's, docs/reference-notes.md
+§6a). f_L: torchvision ResNet-50 (no fc) on the PxP patch. f_C: GRU(1024) over
 [e_G, e_L] (pooled; e_G reuse switchable, Table 4) and a linear classifier (eq. 4).
 AdaFocus+ adds pi' (same architecture, one sigmoid output: the keep probability, eq. 8).
 ``AdaFocusConfig`` can shrink every part for CPU-scale runs (MobileNetV2 width, ResNet-18 for

@@ -16,8 +16,8 @@ with the chosen patch a_t and f_C's state h_{t-1} from the actual trajectory:
   increments: r_t = p_ty(a_t | h_{t-1}) - p_{t-1,y} (p_0 = 0, the public code's ``prev``).
 AdaFocus+ (Eq. 10): r'_t = b_t * (p_ty(e_L) - p_ty(0) - lambda P^2); the trajectory advances
 with b_t e_L (Eq. 9); pi's reward is computed as above with f_L run (whether or not b_t = 1).
-PPO (public code, reference notes §6a): discounted returns R_t = r_t + gamma R_{t+1} (gamma 0.7)
-normalised over the batch, advantage R - V (critic head, detached), loss
+PPO (public code, docs/reference-notes.md §6a): discounted returns R_t = r_t + gamma R_{t+1}
+(gamma 0.7) normalised over the batch, advantage R - V (critic head, detached), loss
 -min(ratio A, clip(ratio, 1 +- 0.2) A) + 0.5 MSE(V, R) - 0.01 entropy, Adam 3e-4, K epochs
 over each batch's episode (1 by default: ratio = 1, the clip inactive, as the public code).
 Stage III: f_L and f_C (or f_C only) fine-tuned with Eq. 5, pi fixed and argmax (the paper
@@ -53,7 +53,7 @@ NORMALISE_EPS = 1e-5
 
 @dataclass(frozen=True)
 class PPOOptions:
-    """PPO settings of the public AdaFocus code (reference notes §6a)."""
+    """PPO settings of the public AdaFocus code (docs/reference-notes.md §6a)."""
 
     lr: float = 3e-4
     betas: tuple[float, float] = (0.9, 0.999)

@@ -25,9 +25,10 @@ from vidbench.files import file_sha256
 from vidbench.methods.common.training import descend
 from vidbench.methods.motion.flownet import (
     FLOW_DIVISOR,
+    FlowNetKind,
     FlowNetMotion,
-    FlowNetSimple,
     FlowTrainConfig,
+    build_flownet,
     load_flownet,
     pretrain_flow,
 )
@@ -45,6 +46,7 @@ class PropConfig(SegmentationConfig):
 
     motion: Source = "mv"
     reference: Literal["previous", "key"] = "previous"
+    flownet: FlowNetKind = "simple"  # flownets: the published FlowNetS (paper scale)
     flownet_weights: str = ""
     flownet_pretrain_steps: int = 600
     flownet_finetune_steps: int = 300
@@ -105,13 +107,16 @@ class Propagation(SegmentationMethod):
                 "flow": asdict(train),
                 "seed": workspace.seed,
                 "initial": file_sha256(initial) if initial else None,
+                # added after checkpoints were keyed without it: present only when not default
+                **({"network": config.flownet} if config.flownet != "simple" else {}),
             }
             net, channels = self.net, self.net.config.feature_channels
             path = workspace.checkpoint(
                 "flownet",
                 key,
                 lambda out: train_flownet(
-                    workspace.train_videos(), net, train, workspace.seed, out, initial
+                    workspace.train_videos(), net, train, workspace.seed, out, initial,
+                    config.flownet,
                 ),
             )
             return FlowNetMotion(load_flownet(path, channels))
@@ -207,12 +212,14 @@ def train_flownet(
     seed: int,
     path: Path,
     initial: Path | None = None,
+    kind: FlowNetKind = "simple",
 ) -> None:
-    """Pre-train FlowNetSimple on ground-truth flow, or start from ``initial`` weights (e.g. a
-    published FlowNetS, as DFF starts from Flying Chairs); then DFF end-to-end; save."""
+    """Pre-train the flow network ``kind`` on ground-truth flow, or start from ``initial``
+    weights (e.g. a published FlowNetS, as DFF starts from Flying Chairs); then DFF end to
+    end; save."""
     torch.manual_seed(seed)
     if initial is None:
-        network: nn.Module = FlowNetSimple(net.config.feature_channels, config.width)
+        network: nn.Module = build_flownet(kind, net.config.feature_channels, config.width)
         pretrain = pretrain_flow(videos, network, config, seed)
     else:
         network, pretrain = load_flownet(initial, net.config.feature_channels), []

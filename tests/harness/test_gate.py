@@ -124,3 +124,17 @@ def test_a_run_file_defines_the_gates_run(tmp_path: Path) -> None:
     path.write_text("[[run]\n")
     with pytest.raises(GateError, match="cannot read the gate's run file"):
         runs_from_file(path)
+
+
+def test_a_failing_speed_up_is_judged_by_the_median_of_three_measurements() -> None:
+    from vidbench.regression import _median_speedup
+
+    first = speed("prop-mv", 1.2, 0.02)
+    again = [speed("prop-mv", 1.9, 0.02, run="r2"), speed("prop-mv", 2.05, 0.02, run="r3")]
+    confirmed = _median_speedup(first, again)
+    assert confirmed["speed"]["speedup"] == 1.9
+    assert confirmed["speed"]["speedup_measurements"] == [1.2, 1.9, 2.05]
+    base = [speed("prop-mv", 2.0, 0.02)]
+    assert _status(compare_to_baseline(base, [confirmed]), "speedup") == ["ok"]
+    slow = [speed("prop-mv", 1.5, 0.02, run=r) for r in ("r2", "r3")]
+    assert _status(compare_to_baseline(base, [_median_speedup(first, slow)]), "speedup") == ["FAIL"]

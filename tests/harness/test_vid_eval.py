@@ -276,7 +276,8 @@ def test_json_round_trip_is_exact() -> None:
 
 
 def brute_force(frames: list[Pair], num_classes: int) -> dict[str, list[float]]:
-    """data.md §3.6-3.7 restated with Python loops: AP per class (fraction) for each range."""
+    """docs/datasets.md §3.6-3.7 restated with Python loops: AP per class (fraction) for each
+    range."""
     bounds = {"all": None, "slow": (0.9, 1.0), "medium": (0.7, 0.9), "fast": (0.0, 0.7)}
 
     def inside(speed: float, name: str) -> bool:

@@ -1,5 +1,5 @@
-"""Cityscapes: the labelId -> trainId table, gtFine name parsing (data.md §1.2, §1.4, §1.6) and
-the loader on tiny fixture trees in the official layout."""
+"""Cityscapes: the labelId -> trainId table, gtFine name parsing (docs/datasets.md §1.2, §1.4,
+§1.6) and the loader on tiny fixture trees in the official layout."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""H.264 encode/decode with exported motion vectors, and their rasterisation (data.md §9)."""
+"""H.264 encode/decode with exported motion vectors, and their rasterisation
+(docs/datasets.md §9)."""
 
 from __future__ import annotations
 
