@@ -89,7 +89,8 @@ def prepare_method(spec: str, dataset: Any, settings: RunSettings) -> Prepared:
     """Parse ``name:key=value``, build (train or load) the method, and fix its identity."""
     name, options = split_spec(spec)
     cls = METHODS.get(name)
-    return prepare_config(name, parse_config(cls.Config, options, f"method '{name}'"), dataset, settings)
+    config = parse_config(cls.Config, options, f"method '{name}'")
+    return prepare_config(name, config, dataset, settings)
 
 
 def prepare_config(name: str, config: Any, dataset: Any, settings: RunSettings) -> Prepared:

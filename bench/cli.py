@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--quiet", action="store_true", help="no progress bars (they show only on a terminal)"
+        "--quiet", action="store_true",
+        help="no progress bars (they show only on a terminal; the bench command reads it)"
     )
     common.add_argument(
         "--plugin", action="append", default=[], metavar="MODULE",
@@ -421,8 +422,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.quiet or not sys.stderr.isatty():
-        os.environ["TQDM_DISABLE"] = "1"  # tqdm reads its defaults from TQDM_* variables
     try:
         for module in args.plugin:
             load_plugin(module)

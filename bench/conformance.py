@@ -28,13 +28,40 @@ from vidbench.workspace import HarnessWorkspace
 
 # tiny synthetic worlds per task: (registered dataset, options), rendered in seconds
 TINY_WORLDS = {
-    "segmentation": ("synthcity", {"train_videos": "2", "val_videos": "3", "height": "64",
-                                   "width": "128", "frames": "12", "labelled_index": "7",
-                                   "seed": "3"}),
-    "detection": ("synthdet", {"train_videos": "3", "val_videos": "2", "height": "64",
-                               "width": "128", "frames": "12", "objects": "3"}),
-    "recognition": ("synthaction", {"train_videos": "6", "val_videos": "4", "frames": "8",
-                                    "height": "64", "width": "64", "seed": "2"}),
+    "segmentation": (
+        "synthcity",
+        {
+            "train_videos": "2",
+            "val_videos": "3",
+            "height": "64",
+            "width": "128",
+            "frames": "12",
+            "labelled_index": "7",
+            "seed": "3",
+        },
+    ),
+    "detection": (
+        "synthdet",
+        {
+            "train_videos": "3",
+            "val_videos": "2",
+            "height": "64",
+            "width": "128",
+            "frames": "12",
+            "objects": "3",
+        },
+    ),
+    "recognition": (
+        "synthaction",
+        {
+            "train_videos": "6",
+            "val_videos": "4",
+            "frames": "8",
+            "height": "64",
+            "width": "64",
+            "seed": "2",
+        },
+    ),
 }
 
 
@@ -75,7 +102,8 @@ def declares_task_and_components(method: Method, dataset: Any) -> None:
     assert method.task in dataset.tasks, f"dataset {dataset.name} has no {method.task} labels"
     assert method.name in METHODS.names(), f"name '{method.name}' is not registered"
     assert method.components and all(isinstance(c, str) for c in method.components), (
-        "components must be a non-empty tuple of names")
+        "components must be a non-empty tuple of names"
+    )
     assert method.modules(), "modules() must return the networks to count and move"
 
 
@@ -87,13 +115,15 @@ def one_typed_prediction_per_fed_frame(method: Method, dataset: Any, interval: i
     with torch.inference_mode():
         predictions = run_episode(method, video, frames, keys, task.protocol.key_of(setting, keys))
     assert sorted(i for i in predictions if i is not None) == list(frames), (
-        "one prediction per fed frame")
+        "one prediction per fed frame"
+    )
     for index, prediction in predictions.items():
         assert prediction.index == index, f"prediction for {prediction.index} filed as {index}"
         task.check_prediction(prediction, video.info, dataset.num_classes)
         if method.uses_keyframes and index is not None:
             assert prediction.meta["key"] == (index in keys), (
-                f"frame {index}: meta['key'] must say whether the schedule made it a key")
+                f"frame {index}: meta['key'] must say whether the schedule made it a key"
+            )
 
 
 def start_resets_all_state(method: Method, dataset: Any) -> None:
@@ -108,7 +138,8 @@ def start_resets_all_state(method: Method, dataset: Any) -> None:
         again = run_episode(method, a, frames, keys, key_of)
     for index in first:
         assert identical(first[index], again[index]), (
-            f"frame {index} differs when its video is replayed: start() must reset all state")
+            f"frame {index} differs when its video is replayed: start() must reset all state"
+        )
 
 
 def meter_sees_only_declared_components(method: Method, dataset: Any) -> None:
@@ -136,7 +167,8 @@ def offline_predicts_what_the_stream_predicts(method: Method, dataset: Any) -> N
         by_index = {p.index: p for p in predictions}
         assert set(by_index) == set(expected), "offline() must predict the frames the stream does"
         assert all(task.agreement(by_index[i], expected[i]) == 1.0 for i in expected), (
-            "offline() must predict what the stream predicts")
+            "offline() must predict what the stream predicts"
+        )
 
 
 CHECKS: dict[str, Callable[[Method, Any], None]] = {

@@ -124,8 +124,11 @@ def records(source: str | Path = "synthcity", seed: int = 0) -> pd.DataFrame:
     """Every record of a store (a dataset's default store by name, or a path), one row each:
     identity, the task's headline metrics, steady-state and stream fps, same-run speed-up,
     GMACs, parameters, validity and provenance."""
-    path = Path(source) if str(source).endswith(".jsonl") else (
-        DEFAULT_RESULTS / f"{store_name(str(source), seed)}.jsonl")
+    path = (
+        Path(source)
+        if str(source).endswith(".jsonl")
+        else (DEFAULT_RESULTS / f"{store_name(str(source), seed)}.jsonl")
+    )
     if not path.exists():
         raise FileNotFoundError(f"No records at {path}: run a comparison first.")
     rows = []
@@ -133,26 +136,32 @@ def records(source: str | Path = "synthcity", seed: int = 0) -> pd.DataFrame:
         task = task_of_protocol(r["protocol"]) if "protocol" in r else None
         speed, cost = r.get("speed", {}), r.get("cost", {})
         code = r.get("provenance", {}).get("code", {})
-        rows.append({
-            "label": r.get("label"),
-            "method": r.get("method"),
-            "task": task.name if task else None,
-            "kind": r.get("kind"),
-            "scenario": r.get("scenario"),
-            **{p: r.get(p) for p in (task.protocol.params if task else ())},
-            **({h.metric: r.get("metrics", {}).get(h.metric) for h in task.headline} if task else {}),
-            "steady_fps": speed.get("steady_fps"),
-            "fps": speed.get("fps"),
-            "speedup": speed.get("speedup"),
-            "gmacs": cost.get("gmacs_per_frame", cost.get("gmacs_per_video")),
-            "params": cost.get("params"),
-            "validity": speed.get("validity"),
-            "error": r.get("error"),
-            "dataset": r.get("dataset", {}).get("fingerprint"),
-            "run_id": r.get("run_id"),
-            "commit": code.get("commit"),
-            "dirty": code.get("dirty"),
-            "code": r.get("code"),
-            "created": r.get("created"),
-        })
+        rows.append(
+            {
+                "label": r.get("label"),
+                "method": r.get("method"),
+                "task": task.name if task else None,
+                "kind": r.get("kind"),
+                "scenario": r.get("scenario"),
+                **{p: r.get(p) for p in (task.protocol.params if task else ())},
+                **(
+                    {h.metric: r.get("metrics", {}).get(h.metric) for h in task.headline}
+                    if task
+                    else {}
+                ),
+                "steady_fps": speed.get("steady_fps"),
+                "fps": speed.get("fps"),
+                "speedup": speed.get("speedup"),
+                "gmacs": cost.get("gmacs_per_frame", cost.get("gmacs_per_video")),
+                "params": cost.get("params"),
+                "validity": speed.get("validity"),
+                "error": r.get("error"),
+                "dataset": r.get("dataset", {}).get("fingerprint"),
+                "run_id": r.get("run_id"),
+                "commit": code.get("commit"),
+                "dirty": code.get("dirty"),
+                "code": r.get("code"),
+                "created": r.get("created"),
+            }
+        )
     return pd.DataFrame(rows)

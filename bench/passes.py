@@ -1,7 +1,7 @@
 """The passes over a built method: accuracy (a protocol's episodes into an evaluator), speed
 streams (timed steps), cost (FLOPs over a stream) and the spot check that ties them together.
 
-Accuracy and speed are separate passes over the same ``step`` code path (measurement.md 1).
+Accuracy and speed are separate passes over the same ``step`` code path (docs/measurement.md §1).
 Nothing here knows a task's name: the task (vidbench.tasks) supplies protocol, evaluator,
 prediction type and the components whose FLOPs must be counted.
 """

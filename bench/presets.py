@@ -22,18 +22,35 @@ SMALL_METHODS = {
     "epochs": "1",
 }
 PAPER_NETWORKS = {
-    "segmentation": {"layers": "3-4-23-3", "width": "64", "expansion": "4",
-                     "deformable": "true", "recipe": "paper", "flownet": "flownets"},
-    "detection": {"layers": "3-4-23-3", "width": "64", "expansion": "4",
-                  "feature_channels": "1024", "recipe": "paper", "flownet": "flownets",
-                  "embed_channels": "256"},
+    "segmentation": {
+        "layers": "3-4-23-3",
+        "width": "64",
+        "expansion": "4",
+        "deformable": "true",
+        "recipe": "paper",
+        "flownet": "flownets",
+    },
+    "detection": {
+        "layers": "3-4-23-3",
+        "width": "64",
+        "expansion": "4",
+        "feature_channels": "1024",
+        "recipe": "paper",
+        "flownet": "flownets",
+        "embed_channels": "256",
+    },
     "recognition": {"scale": "paper"},
 }
 SMALL_WORLDS = {
     "synthcity": {"train_videos": "12", "val_videos": "12", "height": "96", "width": "192"},
     "synthdet": {"train_videos": "8", "val_videos": "6", "frames": "32"},
-    "synthaction": {"train_videos": "96", "val_videos": "48", "frames": "8", "height": "96",
-                    "width": "96"},
+    "synthaction": {
+        "train_videos": "96",
+        "val_videos": "48",
+        "frames": "8",
+        "height": "96",
+        "width": "96",
+    },
 }
 PRESETS = ("smoke", "small", "paper")
 

@@ -116,7 +116,7 @@ def machine() -> dict[str, Any]:
         "cpu": cpu_model(),
         "cores": _cpu_quota(),
         "platform": platform.machine(),
-        "gpu": None,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__,
     }
 

@@ -12,6 +12,7 @@ import difflib
 import importlib
 import inspect
 import math
+import pkgutil
 import re
 import typing
 from importlib import metadata
@@ -82,17 +83,22 @@ class Registry:
 
 
 def load_plugin(module_name: str) -> list[str]:
-    """Import ``module_name`` and register every method (a ``vidbench.api.Method`` subclass)
-    and dataset (a class with ``Config``, ``tasks`` and ``split``) it defines, under its
-    ``name``; returns the names. For one-off use: packages declare entry points instead."""
+    """Import ``module_name`` (a module, or a package and all its modules) and register every
+    method (a ``vidbench.api.Method`` subclass) and dataset (a class with ``Config``, ``tasks``
+    and ``split``) defined there, under its ``name``; returns the names. For one-off use:
+    packages declare entry points instead."""
     from vidbench.api import Method
 
     try:
         module = importlib.import_module(module_name)
+        modules = [module] + [
+            importlib.import_module(info.name)
+            for info in pkgutil.walk_packages(getattr(module, "__path__", []), f"{module_name}.")
+        ]
     except ImportError as error:
         raise RegistryError(f"--plugin {module_name}: cannot import it ({error}).") from error
     added = []
-    for value in vars(module).values():
+    for module, value in ((m, v) for m in modules for v in vars(m).values()):
         if not isinstance(value, type) or value.__module__ != module.__name__:
             continue
         if issubclass(value, Method) and getattr(value, "name", ""):
@@ -101,7 +107,8 @@ def load_plugin(module_name: str) -> list[str]:
             registry = DATASETS
         else:
             continue
-        registry.register(value.name, f"{module.__name__}:{value.__name__}", f"--plugin {module_name}")
+        target = f"{module.__name__}:{value.__name__}"
+        registry.register(value.name, target, f"--plugin {module_name}")
         added.append(value.name)
     if not added:
         raise RegistryError(f"--plugin {module_name}: it defines no method or dataset to register.")

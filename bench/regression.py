@@ -157,7 +157,14 @@ def _accuracy_checks(
             status = "not judged"
             note = "baseline made on other CPUs/torch builds: trained weights differ there"
         checks.append(
-            Check(f"{_tag(key)} {headline.metric}", _num(x), _num(y), f"±{headline.tolerance}", status, note)
+            Check(
+                f"{_tag(key)} {headline.metric}",
+                _num(x),
+                _num(y),
+                f"±{headline.tolerance}",
+                status,
+                note,
+            )
         )
     return checks
 
@@ -181,11 +188,27 @@ def compare_to_baseline(
     base, new = _index(baseline), _index(measured)
     checks: list[Check] = []
     for key in sorted(set(base) - set(new), key=str):
-        checks.append(Check(f"{key[1]} {_tag(key)}", 1, 0, "present", "only in baseline",
-                            "the baseline has it; this run did not measure it"))
+        checks.append(
+            Check(
+                f"{key[1]} {_tag(key)}",
+                1,
+                0,
+                "present",
+                "only in baseline",
+                "the baseline has it; this run did not measure it",
+            )
+        )
     for key in sorted(set(new) - set(base), key=str):
-        checks.append(Check(f"{key[1]} {_tag(key)}", 0, 1, "present", "only in this run",
-                            "not judged: add it to the baseline with `bench regress --update`"))
+        checks.append(
+            Check(
+                f"{key[1]} {_tag(key)}",
+                0,
+                1,
+                "present",
+                "only in this run",
+                "not judged: add it to the baseline with `bench regress --update`",
+            )
+        )
     for key in sorted(set(base) & set(new), key=str):
         task: Task = get_task(key[0])
         m = new[key]
@@ -197,7 +220,9 @@ def compare_to_baseline(
             for metric in (f"gmacs_per_{task.cost_unit}", "params"):
                 x, y = b["cost"][metric], m["cost"][metric]
                 ok = abs(x - y) <= 1e-9 * max(abs(x), 1)
-                checks.append(Check(f"{_tag(key)} cost/{metric}", x, y, "exact", "ok" if ok else "FAIL"))
+                checks.append(
+                    Check(f"{_tag(key)} cost/{metric}", x, y, "exact", "ok" if ok else "FAIL")
+                )
     # speed is judged against the baseline's records from this very machine; elsewhere warned
     mine = _speedups(_index([r for r in baseline if _machine_of(r) == machine()]))
     base_speed, new_speed = {**_speedups(base), **mine}, _speedups(new)
@@ -208,8 +233,9 @@ def compare_to_baseline(
         name = f"{_tag(key)} speedup vs {baseline_method}"
         if not (valid_base and valid_new):
             which = "this run" if not valid_new else "the baseline"
-            checks.append(Check(name, x, y, f"-{tolerance:.0%}", "not judged",
-                                f"INVALID timing in {which}"))
+            checks.append(
+                Check(name, x, y, f"-{tolerance:.0%}", "not judged", f"INVALID timing in {which}")
+            )
             continue
         ok = y >= x * (1 - tolerance)
         same_machine = key in mine
@@ -236,7 +262,9 @@ def load_baseline(path: Path, tasks: Sequence[str] = ()) -> list[dict[str, Any]]
         raise GateError(f"No baseline at {path}: create it with `bench regress --update`.")
     text = path.read_text()
     if not text.strip():
-        raise GateError(f"{path}: the baseline is empty: recreate it with `bench regress --update`.")
+        raise GateError(
+            f"{path}: the baseline is empty: recreate it with `bench regress --update`."
+        )
     if not text.endswith("\n"):
         raise GateError(f"{path}: the last line is cut off (truncated baseline).")
     records = []
@@ -244,7 +272,9 @@ def load_baseline(path: Path, tasks: Sequence[str] = ()) -> list[dict[str, Any]]
         try:
             record = json.loads(line)
             task_of_protocol(record["protocol"])
-            required = ("label", "kind", "metrics") if record["kind"] == "accuracy" else ("label", "kind")
+            required = (
+                ("label", "kind", "metrics") if record["kind"] == "accuracy" else ("label", "kind")
+            )
             missing = [k for k in required if k not in record]
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise GateError(f"{path}:{number}: not a baseline record ({error}).") from error
@@ -349,16 +379,27 @@ def confirm_failures(
     job) and judged by the median of its three measurements, so one slow stretch of a shared
     machine fails nothing while a real slowdown fails every time."""
     checks = compare_to_baseline(baseline, records)
-    failing = {c.name.partition(" speedup vs ")[0] for c in checks
-               if c.status == "FAIL" and " speedup vs " in c.name}
+    failing = {
+        c.name.partition(" speedup vs ")[0]
+        for c in checks
+        if c.status == "FAIL" and " speedup vs " in c.name
+    }
     if not failing:
         return checks, records
     attempts: dict[str, list[dict[str, Any]]] = {}
     store = _work_store(work_dir)
     for run in runs:
-        labels = tuple(sorted({r["label"] for r in records if r.get("kind") == "speed"
-                               and task_of_protocol(r["protocol"]).name == run.task
-                               and _tag_of(r) in failing}))
+        labels = tuple(
+            sorted(
+                {
+                    r["label"]
+                    for r in records
+                    if r.get("kind") == "speed"
+                    and task_of_protocol(r["protocol"]).name == run.task
+                    and _tag_of(r) in failing
+                }
+            )
+        )
         for _ in range(REMEASURES if labels else 0):
             print(f"speed-up below tolerance: timing {', '.join(labels)} again")
             for r in _measure(work_dir, run, store, labels):
@@ -444,7 +485,9 @@ def run_regression(
         return 0
     checks, _ = confirm_failures(work_dir, runs, _of_tasks(baseline, run_tasks), records)
     print(format_checks(checks))
-    counts = {s: sum(c.status == s for c in checks) for s in dict.fromkeys(c.status for c in checks)}
+    counts = {
+        s: sum(c.status == s for c in checks) for s in dict.fromkeys(c.status for c in checks)
+    }
     print("regression: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     shutil.rmtree(work_dir / "records.partial", ignore_errors=True)
     return 1 if counts.get("FAIL") or counts.get("only in baseline") else 0

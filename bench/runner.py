@@ -45,6 +45,7 @@ __all__ = ["RunSettings", "Runner"]
 
 WARM_UP_AGREEMENT = 0.05
 WARM_UP_MAX = 6
+WARM_UP_MAX_S = 30.0  # a long stream (a paper-size network) settles in two passes; stop there
 
 
 def _resumable_rounds(path: Path, origin: dict[str, Any]) -> list:
@@ -217,7 +218,9 @@ class Runner:
             # has every frame a key and so one setting, interval 1)
             scenario = record.identity["scenario"]
             candidates = [
-                e for e in self._speed_entries(base, videos) if e[0].identity["scenario"] == scenario
+                e
+                for e in self._speed_entries(base, videos)
+                if e[0].identity["scenario"] == scenario
             ]
             entry = next((e for e in candidates if e[2] == setting), candidates[0])
             if all(entry[0].record_id != r.record_id for r, _, _ in timed):
@@ -277,7 +280,9 @@ class Runner:
             rid = record.record_id
             rounds[rid] = _resumable_rounds(partial / f"{rid}.json", origin)
             if record.identity["scenario"] == "offline":
-                batches[rid] = passes.offline_clips(item.method, videos, self.settings.batch, setting)
+                batches[rid] = passes.offline_clips(
+                    item.method, videos, self.settings.batch, setting
+                )
         extras = {
             record.record_id: self._checks(record, item, setting, videos[0])
             for record, item, setting in tqdm(todo, desc="speed: checks + cost", unit="run")
@@ -298,7 +303,8 @@ class Runner:
             for slot, video in enumerate(videos):
                 for record, item, setting in _rotated(streamed, round_index * len(videos) + slot):
                     meter = TimingMeter(self.settings.device)
-                    timed[record.record_id].append(passes.stream(item.method, video, setting, meter))
+                    streamed_once = passes.stream(item.method, video, setting, meter)
+                    timed[record.record_id].append(streamed_once)
             for record, item, _ in _rotated(batched, round_index):
                 meter = TimingMeter(self.settings.device)
                 timed[record.record_id] = passes.offline(item.method, batches[record.record_id], meter)
@@ -337,7 +343,8 @@ class Runner:
         self, record: Record, item: Prepared, setting: Setting, video: VideoSource, batches: dict
     ) -> list[float]:
         """Untimed passes until two in a row take the same time within WARM_UP_AGREEMENT
-        (caches, allocator and thread pool settled), WARM_UP_MAX at most; their seconds."""
+        (caches, allocator and thread pool settled): WARM_UP_MAX at most, and no more than two
+        once they have lasted WARM_UP_MAX_S; their seconds."""
         seconds: list[float] = []
         while len(seconds) < WARM_UP_MAX:
             meter = TimingMeter(self.settings.device)
@@ -346,7 +353,8 @@ class Runner:
             else:
                 timed = sum(passes.stream(item.method, video, setting, meter)["latency_s"])
             seconds.append(timed)
-            if len(seconds) >= 2 and abs(timed - seconds[-2]) <= WARM_UP_AGREEMENT * timed:
+            settled = abs(timed - seconds[-2]) <= WARM_UP_AGREEMENT * timed if seconds[1:] else False
+            if settled or (len(seconds) >= 2 and sum(seconds) > WARM_UP_MAX_S):
                 break
         return seconds
 

@@ -1,4 +1,4 @@
-"""Speed statistics from raw stream samples (measurement.md rules 2, 4 and 6).
+"""Speed statistics from raw stream samples (docs/measurement.md §2, §4 and §6).
 
 fps per round = frames / summed step latency; the record's ``fps`` is the median over rounds
 (the stream as measured), with the IQR over rounds as its noise. ``steady_fps`` is the

@@ -24,7 +24,8 @@ from typing import Any
 
 from vidbench.files import file_lock
 
-SCHEMA_VERSION = 1
+# 2: records carry ``code`` and ``measured_id``, state in sidecars, strict JSON (null for NaN)
+SCHEMA_VERSION = 2
 
 
 class StoreError(ValueError):

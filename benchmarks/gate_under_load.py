@@ -47,12 +47,22 @@ def child(task: str, plant: str, factor: float, work: str) -> int:
 
 
 def run_once(args: argparse.Namespace, plant: str) -> tuple[int, list[str], float]:
-    command = [sys.executable, __file__, "--child", "--task", args.task, "--work", args.work,
-               "--factor", str(args.factor)] + (["--plant", plant] if plant else [])
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--task",
+        args.task,
+        "--work",
+        args.work,
+        "--factor",
+        str(args.factor),
+    ] + (["--plant", plant] if plant else [])
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True)
     lines = [
-        line for line in done.stdout.splitlines()
+        line
+        for line in done.stdout.splitlines()
         if "  FAIL" in line or "  not judged" in line or line.startswith("regression:")
     ]
     return done.returncode, lines, time.monotonic() - started
@@ -70,7 +80,12 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         return child(args.task, args.plant if "--plant" in sys.argv else "", args.factor, args.work)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
     load = None if args.no_load else subprocess.Popen([sys.executable, "-c", LOAD], env=env)
     summary = []
     try:
@@ -78,8 +93,10 @@ def main() -> int:
             for number in range(1, args.runs + 1):
                 code, lines, seconds = run_once(args, plant)
                 what = f"planted {args.factor:.0%} slowdown of {plant}" if plant else "unchanged"
-                print(f"\n== run {number} ({what}, load {'off' if load is None else 'on'}): "
-                      f"exit {code}, {seconds:.0f} s")
+                print(
+                    f"\n== run {number} ({what}, load {'off' if load is None else 'on'}): "
+                    f"exit {code}, {seconds:.0f} s"
+                )
                 print("\n".join(lines))
                 failed = [line for line in lines if "  FAIL" in line]
                 planted = [line for line in failed if plant and line.startswith(f"{plant}:")]
@@ -94,8 +111,10 @@ def main() -> int:
         print(f"  {what:<40} exit {code}  failed checks of unchanged methods: {false}{verdict}")
     false_failures = sum(false for _, _, false, _ in summary)
     missed = sum(1 for *_, caught in summary if caught is False)
-    print(f"false failures (checks of unchanged methods that failed, all {len(summary)} runs): "
-          f"{false_failures}; slowdown missed: {missed} of {args.runs}")
+    print(
+        f"false failures (checks of unchanged methods that failed, all {len(summary)} runs): "
+        f"{false_failures}; slowdown missed: {missed} of {args.runs}"
+    )
     return 1 if false_failures or missed else 0
 
 

@@ -32,14 +32,19 @@ def main() -> int:
     parser.add_argument("--videos", type=int, default=2, help="speed videos (make demo: 2)")
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds (make demo: 3)")
     parser.add_argument("--work", default="results/runs/identical-work")
-    parser.add_argument("--methods", help="other methods (comma-separated; the first is the reference)")
+    parser.add_argument(
+        "--methods", help="other methods (comma-separated; the first is the reference)"
+    )
     args = parser.parse_args()
     work = Path(args.work)
     store = Store(work / "records.jsonl")
     store.path.unlink(missing_ok=True)
     settings = RunSettings(
-        intervals=(1,), speed_videos=args.videos, speed_rounds=args.rounds,
-        data_root=Path("data"), checkpoint_dir=work / "checkpoints",
+        intervals=(1,),
+        speed_videos=args.videos,
+        speed_rounds=args.rounds,
+        data_root=Path("data"),
+        checkpoint_dir=work / "checkpoints",
     )
     methods = args.methods.split(",") if args.methods else METHODS
     records = Runner(store, settings).compare(methods, "synthcity", DATASET)
@@ -48,7 +53,9 @@ def main() -> int:
     print(f"\n{'method':<80} {'fps':>7} {'vs frame':>8} {'rounds':>22}  validity")
     for label, s in speed.items():
         rounds = " ".join(f"{x:.1f}" for x in s["fps_rounds"])
-        print(f"{label:<80} {s['fps']:>7.1f} {s['fps'] / frame - 1:>+8.1%} {rounds:>22}  {s['validity']}")
+        print(
+            f"{label:<80} {s['fps']:>7.1f} {s['fps'] / frame - 1:>+8.1%} {rounds:>22}  {s['validity']}"
+        )
     fps = [s["fps"] for s in speed.values()]
     spread = (max(fps) - min(fps)) / statistics.median(fps)
     print(f"\nspread of identical work: {spread:.1%} (target <= {TARGET:.0%})")

@@ -60,9 +60,7 @@ def _owner(module: str) -> str | None:
 
 
 def _is_harness(name: str) -> bool:
-    return not any(
-        _within(name, p) for p in ("vidbench.methods", "vidbench.datasets", STUDIES)
-    )
+    return not any(_within(name, p) for p in ("vidbench.methods", "vidbench.datasets", STUDIES))
 
 
 def _all_modules() -> list[tuple[str, Path]]:

@@ -70,5 +70,6 @@ def export_tables(written: dict[str, Path], formats: tuple[str, ...]) -> dict[st
             if path.suffix == ".csv":
                 extra[f"{key}_tex"] = path.with_suffix(".tex")
                 table = pd.read_csv(path)
-                extra[f"{key}_tex"].write_text(table.to_latex(index=False, float_format="%.2f", na_rep=""))
+                latex = table.to_latex(index=False, float_format="%.2f", na_rep="")
+                extra[f"{key}_tex"].write_text(latex)
     return extra

@@ -96,7 +96,8 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         for k in sorted(set(accuracy) | set(speed), key=str)
     ]
     columns = ["scheme", "interval", "keys", "method", "paper_name", "d"]
-    columns += [c for _, c in METRICS] + ["gmacs_per_frame", "params_m", "run_id", "validity"]
+    columns += [c for _, c in METRICS] + ["steady_fps", "gmacs_per_frame", "params_m", "run_id",
+                                          "validity"]
     df = pd.DataFrame(rows).reindex(columns=list(dict.fromkeys([*columns, *pd.DataFrame(rows)])))
     base = df[(df.method == "rfcn") & df.fps.notna()].drop_duplicates("run_id")
     fps_of = dict(zip(base.run_id, base.fps))
@@ -182,19 +183,14 @@ def curve(df: pd.DataFrame) -> Figure:
     """mAP against throughput (seed 001 Fig. 6): a line per scheme over intervals; PSLA's
     schemes labelled with their max displacement d."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for scheme, part in df.dropna(subset=["fps", "map"]).groupby("scheme"):
+    for scheme, part in df.dropna(subset=["steady_fps", "map"]).groupby("scheme"):
         part = part.sort_values("interval")
-        ax.plot(part.fps, part["map"], marker="o" if len(part) > 1 else "*", label=scheme)
+        plots.line_with_validity(ax, part, "steady_fps", "map", plots.method_style(scheme), scheme)
         for row in part.itertuples():
-            ax.annotate(f"l={row.interval}", (row.fps, row.map), fontsize=7,
+            ax.annotate(f"l={row.interval}", (row.steady_fps, row.map), fontsize=7,
                         textcoords="offset points", xytext=(3, 3))
-    ax.set_xlabel("throughput (fps, stream, batch 1)")
-    ax.set_ylabel("mAP (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title("mAP vs throughput (labels: keyframe interval l)")
-    fig.tight_layout()
-    return fig
+    return plots.finish(fig, ax, ("throughput, steady state (fps, batch 1)", "mAP (%)",
+                                  f"mAP vs throughput (labels: l)\n{plots.INVALID_NOTE}"))
 
 
 def fig6(df: pd.DataFrame) -> Figure | None:
@@ -210,8 +206,7 @@ def fig6(df: pd.DataFrame) -> Figure | None:
         1, len(displacements), figsize=(3.6 * len(displacements) + 1.2, 4.2), sharey=True,
         squeeze=False,
     )
-    names = sorted(part.paper_name.unique())
-    colours = {name: plt.cm.tab10(i % 10) for i, name in enumerate(names)}
+    colours = {name: plots.method_style(name)["color"] for name in part.paper_name.unique()}
     for ax, d in zip(axes[0], displacements):
         panel = part[(part.d == d) & ~nonlocal_]
         panel = pd.concat([panel, part[nonlocal_].drop_duplicates(["paper_name", "interval"])])

@@ -20,8 +20,10 @@ from vidbench.report.detection import paper_name
 from vidbench.report.tables import STEADY_FORMULA, code_warning, run_header, to_markdown
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
-SEG_PAPER = {1024: ("cityscapes", "seed000_table1_cityscapes.csv"),
-             720: ("camvid", "seed000_table3_camvid.csv")}
+SEG_PAPER = {
+    1024: ("cityscapes", "seed000_table1_cityscapes.csv"),
+    720: ("camvid", "seed000_table3_camvid.csv"),
+}
 
 
 def _newest(records: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
@@ -29,8 +31,15 @@ def _newest(records: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
     for r in sorted(records, key=lambda r: r.get("created", 0)):
         if "error" in r or r.get("kind") not in ("speed", "decode"):
             continue
-        key = (r["label"], r.get("protocol"), r.get("scenario"), r.get("interval"),
-               r.get("height"), r.get("width"), _timed_size(r))
+        key = (
+            r["label"],
+            r.get("protocol"),
+            r.get("scenario"),
+            r.get("interval"),
+            r.get("height"),
+            r.get("width"),
+            _timed_size(r),
+        )
         out[key] = r
     return out
 
@@ -64,23 +73,46 @@ def seed000(records: list[dict[str, Any]]) -> list[str]:
     out = []
     sizes = sorted({_timed_size(r) for r in records if r.get("protocol") == STREAM} - {None})
     for height, width in sizes:
-        rows = [_row(r) for r in records if r.get("protocol") == STREAM
-                and _timed_size(r) == (height, width)]
+        rows = [
+            _row(r)
+            for r in records
+            if r.get("protocol") == STREAM and _timed_size(r) == (height, width)
+        ]
         df = pd.DataFrame(rows)
         paper_name_, csv = SEG_PAPER.get(height, ("cityscapes", "seed000_table1_cityscapes.csv"))
         ref = pd.read_csv(REFERENCE_DIR / csv)
         ref = ref[(ref.metric == "fps") & (ref.dataset == paper_name_)]
         base = ref[ref.keyframe_interval == 1].set_index("method").value
-        paper = {(m, int(n)): v / base[m] for m, n, v in
-                 zip(ref.method, ref.keyframe_interval, ref.value)}
-        paper_fps = {(m, int(n)): v for m, n, v in zip(ref.method, ref.keyframe_interval, ref.value)}
+        paper = {
+            (m, int(n)): v / base[m]
+            for m, n, v in zip(ref.method, ref.keyframe_interval, ref.value)
+        }
+        paper_fps = {
+            (m, int(n)): v for m, n, v in zip(ref.method, ref.keyframe_interval, ref.value)
+        }
         df["paper_fps"] = [paper_fps.get((m, n), float("nan")) for m, n in zip(df.method, df.n)]
         df["paper_speedup"] = [paper.get((m, n), float("nan")) for m, n in zip(df.method, df.n)]
         df["speedup_diff"] = df.speedup - df.paper_speedup
-        table = df[["method", "n", "gmacs", "steady_fps", "stream_fps", "speedup", "paper_fps",
-                    "paper_speedup", "speedup_diff", "validity"]].sort_values(["method", "n"])
-        out += [f"\n### Seed 000 at {width}x{height} (paper: {paper_name_}, Tesla K80)\n",
-                to_markdown(table, 2), "", *_intermediate(df)]
+        table = df[
+            [
+                "method",
+                "n",
+                "gmacs",
+                "steady_fps",
+                "stream_fps",
+                "speedup",
+                "paper_fps",
+                "paper_speedup",
+                "speedup_diff",
+                "validity",
+            ]
+        ].sort_values(["method", "n"])
+        out += [
+            f"\n### Seed 000 at {width}x{height} (paper: {paper_name_}, Tesla K80)\n",
+            to_markdown(table, 2),
+            "",
+            *_intermediate(df),
+        ]
     return out
 
 
@@ -98,13 +130,22 @@ def _intermediate(df: pd.DataFrame) -> list[str]:
     if set(rows) != {"prop-flow", "prop-mv"}:
         return []
     flow, mv = (sum(rows[m].values()) for m in ("prop-flow", "prop-mv"))
-    table = pd.DataFrame([
-        {"quantity": "intermediate frame, prop-flow (ms)", "measured": flow, "paper (K80)": 116.0},
-        {"quantity": "intermediate frame, prop-mv (ms)", "measured": mv, "paper (K80)": 54.0},
-        {"quantity": "prop-mv / prop-flow", "measured": mv / flow, "paper (K80)": 54 / 116},
-        {"quantity": "optical flow share of prop-flow's frame", "measured":
-            rows["prop-flow"]["motion"] / flow, "paper (K80)": 62 / 116},
-    ])
+    table = pd.DataFrame(
+        [
+            {
+                "quantity": "intermediate frame, prop-flow (ms)",
+                "measured": flow,
+                "paper (K80)": 116.0,
+            },
+            {"quantity": "intermediate frame, prop-mv (ms)", "measured": mv, "paper (K80)": 54.0},
+            {"quantity": "prop-mv / prop-flow", "measured": mv / flow, "paper (K80)": 54 / 116},
+            {
+                "quantity": "optical flow share of prop-flow's frame",
+                "measured": rows["prop-flow"]["motion"] / flow,
+                "paper (K80)": 62 / 116,
+            },
+        ]
+    )
     table["difference"] = table.measured - table["paper (K80)"]
     return ["Intermediate frame (motion + warp + task, seed Fig. 2):\n", to_markdown(table, 2)]
 
@@ -118,74 +159,138 @@ def seed001(records: list[dict[str, Any]]) -> list[str]:
     df["scheme"] = [paper_name(r["method"], r["config"]) for r in df.record]
     df["d"] = [r["config"].get("d") if r["method"] == "psla" else None for r in df.record]
     table3 = pd.read_csv(REFERENCE_DIR / "seed001_table3_propagation_vid.csv")
-    paper = {(s, None if pd.isna(d) else int(d)): f for s, d, f in
-             zip(table3.method, table3.max_displacement, table3.fps)}
+    paper = {
+        (s, None if pd.isna(d) else int(d)): f
+        for s, d, f in zip(table3.method, table3.max_displacement, table3.fps)
+    }
     ref = df[(df.scheme == "PSLA (a)") & (df.d == 4)]
     anchor = ref.steady_fps.iloc[0] if len(ref) else float("nan")
     df["vs_psla_a_d4"] = df.steady_fps / anchor
-    df["paper_fps"] = [paper.get((s, None if s.startswith("Nonlocal") else d), float("nan"))
-                       for s, d in zip(df.scheme, df.d)]
+    df["paper_fps"] = [
+        paper.get((s, None if s.startswith("Nonlocal") else d), float("nan"))
+        for s, d in zip(df.scheme, df.d)
+    ]
     df["paper_vs_psla_a_d4"] = df.paper_fps / paper[("PSLA (a)", 4)]
     df["diff"] = df.vs_psla_a_d4 - df.paper_vs_psla_a_d4
     dff = df[df.method == "dff"].speedup
-    table = df[["scheme", "d", "gmacs", "steady_fps", "speedup", "vs_psla_a_d4", "paper_fps",
-                "paper_vs_psla_a_d4", "diff", "validity"]]
-    lines = ["\n### Seed 001: R-FCN (ResNet-101) at 600x1000, l = 10 (paper: TITAN V, Table 3)\n",
-             "speed-up is over R-FCN timed in the same rounds; Table 3's ratios are to PSLA (a) "
-             "at d = 4 (42.0 fps).\n", to_markdown(table, 2)]
+    table = df[
+        [
+            "scheme",
+            "d",
+            "gmacs",
+            "steady_fps",
+            "speedup",
+            "vs_psla_a_d4",
+            "paper_fps",
+            "paper_vs_psla_a_d4",
+            "diff",
+            "validity",
+        ]
+    ]
+    lines = [
+        "\n### Seed 001: R-FCN (ResNet-101) at 600x1000, l = 10 (paper: TITAN V, Table 3)\n",
+        "speed-up is over R-FCN timed in the same rounds; Table 3's ratios are to PSLA (a) "
+        "at d = 4 (42.0 fps).\n",
+        to_markdown(table, 2),
+    ]
     if len(dff):
-        lines.append(f"\nDFF over R-FCN: measured {dff.iloc[0]:.2f}x; paper 20.25 / 4.05 = "
-                     f"{20.25 / 4.05:.2f}x (Tesla K40), difference {dff.iloc[0] - 5.0:+.2f}.")
+        lines.append(
+            f"\nDFF over R-FCN: measured {dff.iloc[0]:.2f}x; paper 20.25 / 4.05 = "
+            f"{20.25 / 4.05:.2f}x (Tesla K40), difference {dff.iloc[0] - 5.0:+.2f}."
+        )
     return lines
 
 
 def seed002(records: list[dict[str, Any]]) -> list[str]:
     """CPU latency at batch 1 and offline throughput beside Table 3 (i7-10870H, 2080 Ti)."""
-    stream = [r for r in records if r.get("protocol") == CLIP_STREAM and r.get("scenario") == "stream"]
+    stream = [
+        r for r in records if r.get("protocol") == CLIP_STREAM and r.get("scenario") == "stream"
+    ]
     if not stream:
         return []
     frames = stream[0]["dataset"]["timed_on"]["config"]["frames"]
     df = pd.DataFrame([_row(r) for r in stream])
     df["latency_s"] = frames / df.stream_fps
-    offline = {r["label"]: r["speed"]["videos_per_s"] for r in records
-               if r.get("protocol") == CLIP_STREAM and r.get("scenario") == "offline"}
+    offline = {
+        r["label"]: r["speed"]["videos_per_s"]
+        for r in records
+        if r.get("protocol") == CLIP_STREAM and r.get("scenario") == "offline"
+    }
     batch = {r.get("batch") for r in records if r.get("scenario") == "offline"}
     df["videos_per_s"] = df.label.map(offline)
     ref = pd.read_csv(REFERENCE_DIR / "seed002_table3_sthsth.csv").set_index("method")
     names = {"tsm": "TSM", "tsm+": "TSM+"}
-    df["paper"] = [names.get(m) or (f"AdaFocus-TSM ({r['config']['patch']}x{r['config']['patch']})"
-                                    if m == "adafocus-tsm" else "") for m, r in zip(df.method, df.record)]
+    df["paper"] = [
+        names.get(m)
+        or (
+            f"AdaFocus-TSM ({r['config']['patch']}x{r['config']['patch']})"
+            if m == "adafocus-tsm"
+            else ""
+        )
+        for m, r in zip(df.method, df.record)
+    ]
     df["paper_latency_s"] = [ref.cpu_latency_s_bs1.get(p, float("nan")) for p in df.paper]
-    df["paper_videos_per_s"] = [ref.gpu_throughput_videos_per_s_bs64.get(p, float("nan"))
-                                for p in df.paper]
+    df["paper_videos_per_s"] = [
+        ref.gpu_throughput_videos_per_s_bs64.get(p, float("nan")) for p in df.paper
+    ]
     tsmp = df[df.method == "tsm+"]
     base = tsmp.latency_s.iloc[0] if len(tsmp) else float("nan")
     df["latency_vs_tsm+"] = df.latency_s / base
     df["paper_latency_vs_tsm+"] = df.paper_latency_s / ref.cpu_latency_s_bs1["TSM+"]
     df["diff"] = df["latency_vs_tsm+"] - df["paper_latency_vs_tsm+"]
-    table = df[["label", "gmacs", "latency_s", "latency_vs_tsm+", "paper_latency_s",
-                "paper_latency_vs_tsm+", "diff", "videos_per_s", "paper_videos_per_s", "validity"]]
-    return [f"\n### Seed 002 at 224x224 ({frames} frames fed; TSM takes 8, AdaFocus-TSM 8 + 12; "
-            "paper: i7-10870H latency at batch 1, RTX 2080 Ti throughput at batch 64)\n",
-            f"Offline throughput measured at batch {', '.join(map(str, sorted(batch)))}.\n",
-            to_markdown(table, 3)]
+    table = df[
+        [
+            "label",
+            "gmacs",
+            "latency_s",
+            "latency_vs_tsm+",
+            "paper_latency_s",
+            "paper_latency_vs_tsm+",
+            "diff",
+            "videos_per_s",
+            "paper_videos_per_s",
+            "validity",
+        ]
+    ]
+    return [
+        f"\n### Seed 002 at 224x224 ({frames} frames fed; TSM takes 8, AdaFocus-TSM 8 + 12; "
+        "paper: i7-10870H latency at batch 1, RTX 2080 Ti throughput at batch 64)\n",
+        f"Offline throughput measured at batch {', '.join(map(str, sorted(batch)))}.\n",
+        to_markdown(table, 3),
+    ]
 
 
 def harness(records: list[dict[str, Any]]) -> list[str]:
     """The harness's own costs: time outside method.step, codec vector decode throughput."""
-    overhead = [r["speed"]["harness_overhead"] for r in records if r.get("kind") == "speed"
-                and r["speed"].get("harness_overhead") is not None]
+    overhead = [
+        r["speed"]["harness_overhead"]
+        for r in records
+        if r.get("kind") == "speed" and r["speed"].get("harness_overhead") is not None
+    ]
     decode = [r for r in records if r.get("kind") == "decode"]
     lines = ["\n### The harness's own costs\n"]
     if overhead:
-        lines.append(f"Share of a stream's step loop outside `method.step`: median "
-                     f"{pd.Series(overhead).median():.2%}, max {max(overhead):.2%} over "
-                     f"{len(overhead)} speed records (target <= 3%).\n")
+        lines.append(
+            f"Share of a stream's step loop outside `method.step`: median "
+            f"{pd.Series(overhead).median():.2%}, max {max(overhead):.2%} over "
+            f"{len(overhead)} speed records (target <= 3%).\n"
+        )
     if decode:
-        table = pd.DataFrame([{"size": f"{r['width']}x{r['height']}", "frames": r["frames"],
-                               "fps (1 core)": r["speed"]["fps"]} for r in decode])
-        lines += ["H.264 decode with exported vectors + rasterising to the 8 px grid "
-                  "(target >= 500 fps at 512x256):\n", to_markdown(table, 0)]
+        table = pd.DataFrame(
+            [
+                {
+                    "size": f"{r['width']}x{r['height']}",
+                    "frames": r["frames"],
+                    "fps (1 core)": r["speed"]["fps"],
+                }
+                for r in decode
+            ]
+        )
+        lines += [
+            "H.264 decode with exported vectors + rasterising to the 8 px grid "
+            "(target >= 500 fps at 512x256):\n",
+            to_markdown(table, 0),
+        ]
     return lines
 
 
@@ -200,7 +305,10 @@ def render_paper_speed(records: Iterable[dict[str, Any]], out_dir: Path) -> dict
         f"Measured on {run_header(records)}. Networks at the papers' sizes with smoke-trained "
         "weights (speed only); GMACs are multiply-adds from PyTorch's counter.\n",
         STEADY_FORMULA + "\n",
-        *seed000(records), *seed001(records), *seed002(records), *harness(records),
+        *seed000(records),
+        *seed001(records),
+        *seed002(records),
+        *harness(records),
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "paper_speed.md"

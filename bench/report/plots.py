@@ -43,7 +43,9 @@ def _schemes(df: pd.DataFrame) -> list[str]:
     return sorted(df.scheme.unique(), key=_scheme_order)
 
 
-def _points(ax: plt.Axes, part: pd.DataFrame, x: str, y: str, style: dict, label: str) -> None:
+def line_with_validity(
+    ax: plt.Axes, part: pd.DataFrame, x: str, y: str, style: dict, label: str
+) -> None:
     """A scheme's line, VALID points filled and INVALID ones hollow."""
     ax.plot(part[x], part[y], color=style["color"], linewidth=1.2, label=label)
     valid = part.get("validity", pd.Series("VALID", index=part.index)).fillna("VALID") == "VALID"
@@ -60,7 +62,7 @@ def curve(df: pd.DataFrame, y: str, ylabel: str) -> Figure:
         part = df[df.scheme == scheme].dropna(subset=[x, y]).sort_values("interval")
         if part.empty:
             continue
-        _points(ax, part, x, y, method_style(scheme), scheme)
+        line_with_validity(ax, part, x, y, method_style(scheme), scheme)
         for row in part.itertuples():
             ax.annotate(str(row.interval), (getattr(row, x), getattr(row, y)), fontsize=7,
                         textcoords="offset points", xytext=(3, 3))
@@ -75,7 +77,7 @@ def curve_vs_paper(df: pd.DataFrame, paper: pd.DataFrame, y: str, ylabel: str) -
     for scheme in _schemes(df):
         part = df[df.scheme == scheme].dropna(subset=["speedup", y]).sort_values("interval")
         if not part.empty:
-            _points(ax, part, "speedup", y, method_style(scheme), scheme)
+            line_with_validity(ax, part, "speedup", y, method_style(scheme), scheme)
     for scheme in sorted(paper.scheme.unique(), key=_scheme_order):
         part = paper[paper.scheme == scheme].dropna(subset=["speedup", y]).sort_values("interval")
         ax.plot(part.speedup, part[y], linestyle="--", marker="x",

@@ -12,6 +12,7 @@ frames sits beside the paper's P = 224 p / s (48 px at 112 beside the paper's 96
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ def describe(record: dict[str, Any]) -> dict[str, Any]:
         "reuse_global": bool(config.get("reuse_global", True)),
         "eta": config.get("eta", float("nan")),
         "patch": patch,
-        "p224": round(patch * PAPER_SIDE / side) if side and patch == patch else float("nan"),
+        "p224": round(patch * PAPER_SIDE / side) if side and not math.isnan(patch) else float("nan"),
         "frames": dataset.get("frames", float("nan")),
         "base_config": {k: v for k, v in config.items() if k not in ("eta", "penalty", "patch")},
     }
@@ -397,7 +398,8 @@ def map_vs_gmacs(df: pd.DataFrame) -> Figure | None:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for method, part in points.groupby("method", sort=True):
-        ax.scatter(part.gmacs, part["map"], marker="*" if method == "adafocus+" else "o",
+        style = plots.method_style(method)
+        ax.scatter(part.gmacs, part["map"], marker=style["marker"], color=style["color"],
                    label=method)
         for row in part.itertuples():
             ax.annotate(row.label, (row.gmacs, row.map), fontsize=6,
@@ -415,7 +417,9 @@ def online_curve(df: pd.DataFrame) -> Figure | None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for row in part.sort_values("label").itertuples():
         steps = sorted(row.online)
-        ax.plot(steps, [row.online[t] for t in steps], marker=".", label=row.label)
+        style = plots.method_style(row.label)
+        ax.plot(steps, [row.online[t] for t in steps], marker=style["marker"], markersize=4,
+                color=style["color"], label=row.label)
     title = "online mAP vs frames seen (seed 002 Fig. 6; measured)"
     return plots.finish(fig, ax, ("frames seen t", "mAP (%)", title), legend_size=6)
 

@@ -121,6 +121,8 @@ def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
     stream fps over the frame record of the same run), and ``stream_speedup``: the measured
     streams' fps ratio, keys as the finite streams had them."""
     df = df.copy()
+    if "fps" not in df:  # accuracy records only
+        return df.assign(speedup=float("nan"), stream_speedup=float("nan"))
     frames = df[df.scheme.str.split(":").str[0] == "frame"] if "run_id" in df else df.iloc[:0]
     base = frames.drop_duplicates("run_id").set_index("run_id") if len(frames) else None
 

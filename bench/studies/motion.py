@@ -1,4 +1,5 @@
-"""``bench motion`` (the ``motion`` study): motion sources measured side by side, stored as records, then rendered.
+"""``bench motion`` (the ``motion`` study): motion sources measured side by side, stored as
+records, then rendered.
 
 * synthcity: end-point error of each source against the rendered ground truth (backward flow:
   for each pixel of frame t, where it was in frame t-1), on visible and on occluded pixels,

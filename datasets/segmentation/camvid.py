@@ -70,7 +70,7 @@ LAYOUT = (
     ".png'), plus the 30 Hz frames of the source videos as <root>/frames/<seq>/<seq>_<number>"
     ".png named like the stills (frames/0001TP/0001TP_006690.png, frames/0006R0/0006R0_f00930"
     ".png, frames/0016E5/0016E5_00390.png, frames/Seq05VD/Seq05VD_f00000.png: frame N of the "
-    "sequence's video is the still N) (data.md §2.1, §2.2, §2.6)"
+    "sequence's video is the still N) (docs/datasets.md §2.1, §2.2, §2.6)"
 )
 _STILL_NAME = re.compile(r"^([0-9A-Za-z]+)_([A-Za-z]*)(\d+)\.png$")
 
@@ -374,7 +374,7 @@ class CamVid:
                 f"{self.source / 'frames' / usable[0].still.sequence}: the frames do not line "
                 f"up with the labelled stills: mean absolute RGB difference to frames N-1, N, "
                 f"N+1 is {errors.round(2).tolist()}, but still N must match frame N best "
-                f"(data.md §2.6); re-extract so that frame N of the video is named like still "
+                f"(docs/datasets.md §2.6); re-extract so that frame N of the video is named like still "
                 f"N; {LAYOUT}."
             )
         return errors.round(3).tolist()

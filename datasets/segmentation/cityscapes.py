@@ -295,7 +295,7 @@ LAYOUT = (
     "expected the official Cityscapes layout: <root>/gtFine/{train,val}/<city>/"
     "<city>_<seq:06d>_<frame:06d>_gtFine_labelIds.png and, from leftImg8bit_sequence_trainvaltest"
     ".zip, <root>/leftImg8bit_sequence/{train,val}/<city>/<city>_<seq:06d>_<frame:06d>_"
-    "leftImg8bit.png for frames F-19 .. F+10 of every labelled frame F (data.md §1.1, §1.6)"
+    "leftImg8bit.png for frames F-19 .. F+10 of every labelled frame F (docs/datasets.md §1.1, §1.6)"
 )
 
 

@@ -15,6 +15,8 @@ scaled by its weight over the larger weight so the nearer key's map keeps its sc
 paper weights before max but does not say how it keeps the scale: our reading); ``conv`` is a
 learned 1x1 conv over the stacked weighted maps that takes over the task network's first
 layer, trained as in sec. 4.1 with a labelled frame between a preceding and a succeeding key.
+``forward`` and ``backward`` use one direction's warped map alone (Table 2's first columns:
+propagation from the preceding key only, or from the succeeding key only).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from vidbench.methods.segmentation.feature_reuse import (
     propagate,
 )
 
-Fusion = Literal["conv", "avg", "max"]
+Fusion = Literal["conv", "avg", "max", "forward", "backward"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ def fuse_simple(
     kind: Fusion, forward: torch.Tensor, backward: torch.Tensor, alpha: float
 ) -> torch.Tensor:
     """Parameter-free fusion of the weighted maps (see the module docstring)."""
+    if kind in ("forward", "backward"):  # Table 2's one-directional columns: no fusion
+        return forward if kind == "forward" else backward
     if kind == "avg":
         return alpha * forward + (1 - alpha) * backward
     top = max(alpha, 1 - alpha)

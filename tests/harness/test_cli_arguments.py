@@ -28,9 +28,19 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_arguments_are_refused_before_any_work(case: str, tmp_path: Path, capsys) -> None:
     extra, named = CASES[case]
-    argv = ["compare", "--methods", "frame", "--data-root", str(tmp_path / "data"),
-            "--checkpoints", str(tmp_path / "ckpt"), "--results", str(tmp_path / "r.jsonl"),
-            "--reports", str(tmp_path / "reports")]
+    argv = [
+        "compare",
+        "--methods",
+        "frame",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--checkpoints",
+        str(tmp_path / "ckpt"),
+        "--results",
+        str(tmp_path / "r.jsonl"),
+        "--reports",
+        str(tmp_path / "reports"),
+    ]
     if "--methods" in extra:
         argv[2] = extra[1]
         extra = extra[2:]
@@ -48,7 +58,36 @@ def test_bad_arguments_are_refused_before_any_work(case: str, tmp_path: Path, ca
 def test_an_unwritable_results_folder_is_refused_before_any_work(tmp_path: Path, capsys) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    code = main(["compare", "--methods", "frame", "--results", str(blocker / "r.jsonl"),
-                 "--data-root", str(tmp_path / "data"), "--checkpoints", str(tmp_path / "ckpt")])
+    code = main(
+        [
+            "compare",
+            "--methods",
+            "frame",
+            "--results",
+            str(blocker / "r.jsonl"),
+            "--data-root",
+            str(tmp_path / "data"),
+            "--checkpoints",
+            str(tmp_path / "ckpt"),
+        ]
+    )
     assert code == 2 and "results folder" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
+
+
+def test_bench_list_prints_whole_descriptions_allowed_values_and_sources(capsys) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "psla [detection] (built-in)" in out
+    assert "attention=psla one of psla|dense-psla|matchtrans|nonlocal" in out
+    assert "epochs=0" in out and "(0 = the preset's epochs per stage)" in out
+    assert "rho keeps the top ``eta`` of the train frames" in " ".join(out.split())  # whole
+
+
+def test_help_shows_every_default(capsys) -> None:
+    import pytest as _pytest
+
+    with _pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: 4)" in out and "(default: 1-10)" in out and "--preset" in out

@@ -12,6 +12,7 @@ from vidbench.registry import METHODS
 VARIANTS = [(name, {}) for name in METHODS.names()] + [
     ("interp-mv", {"fusion": "avg"}),
     ("interp-mv", {"fusion": "max"}),
+    ("interp-mv", {"fusion": "backward"}),
     ("prop", {"motion": "dis"}),
     ("prop", {"motion": "raft", "reference": "key"}),
 ]

@@ -21,20 +21,36 @@ def _provenance(cpu: str | None = None) -> dict:
 
 def accuracy(label: str, miou: float, cpu: str | None = None) -> dict:
     return {
-        "record_id": f"a-{label}-{miou}", "kind": "accuracy", "label": label, "interval": 1,
-        "protocol": "rotating-offset@v1", "created": 1.0, "provenance": _provenance(cpu),
+        "record_id": f"a-{label}-{miou}",
+        "kind": "accuracy",
+        "label": label,
+        "interval": 1,
+        "protocol": "rotating-offset@v1",
+        "created": 1.0,
+        "provenance": _provenance(cpu),
         "metrics": {"seg/miou_avg": miou, "seg/miou_min": miou},
     }
 
 
-def speed(label: str, speedup: float, noise: float, validity: str = "VALID", run: str = "r") -> dict:
+def speed(
+    label: str, speedup: float, noise: float, validity: str = "VALID", run: str = "r"
+) -> dict:
     return {
-        "record_id": f"s-{label}-{run}", "kind": "speed", "label": label, "interval": 1,
-        "protocol": "stream@v2", "created": 1.0, "run_id": run, "provenance": _provenance(),
+        "record_id": f"s-{label}-{run}",
+        "kind": "speed",
+        "label": label,
+        "interval": 1,
+        "protocol": "stream@v2",
+        "created": 1.0,
+        "run_id": run,
+        "provenance": _provenance(),
         "cost": {"gmacs_per_frame": 1.0, "params": 10},
         "speed": {
-            "fps": 10 * speedup, "fps_iqr_over_median": noise, "validity": validity,
-            "speedup": speedup, "speedup_iqr_over_median": noise,
+            "fps": 10 * speedup,
+            "fps_iqr_over_median": noise,
+            "validity": validity,
+            "speedup": speedup,
+            "speedup_iqr_over_median": noise,
             "baseline": {"label": "frame", "validity": "VALID", "fps": 10.0},
         },
     }
@@ -74,8 +90,10 @@ def test_accuracy_is_judged_within_this_machines_numerics_class() -> None:
 def test_rows_on_one_side_only_are_named() -> None:
     checks = compare_to_baseline([accuracy("frame", 40.0)], [accuracy("mine", 41.0)])
     statuses = {c.name: c.status for c in checks}
-    assert statuses == {"accuracy frame interval=1": "only in baseline",
-                        "accuracy mine interval=1": "only in this run"}
+    assert statuses == {
+        "accuracy frame interval=1": "only in baseline",
+        "accuracy mine interval=1": "only in this run",
+    }
 
 
 def test_missing_empty_or_truncated_baselines_are_refused(tmp_path: Path) -> None:
@@ -96,7 +114,9 @@ def test_missing_empty_or_truncated_baselines_are_refused(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("content", ["", '{"record_id": "x", "kind": "acc', None])
-def test_bench_regress_refuses_a_bad_baseline_within_seconds(tmp_path: Path, content, capsys) -> None:
+def test_bench_regress_refuses_a_bad_baseline_within_seconds(
+    tmp_path: Path, content, capsys
+) -> None:
     path = tmp_path / "baseline.jsonl"
     if content is not None:
         path.write_text(content)
@@ -110,7 +130,7 @@ def test_a_run_file_defines_the_gates_run(tmp_path: Path) -> None:
     path = tmp_path / "gate.toml"
     path.write_text(
         '[[run]]\ndataset = "synthcity"\nmethods = ["frame:train_steps=5", "prop-mv"]\n'
-        'intervals = [1, 4]\ndataset_options = {val_videos = 3}\nspeed_rounds = 3\n'
+        "intervals = [1, 4]\ndataset_options = {val_videos = 3}\nspeed_rounds = 3\n"
     )
     (run,) = runs_from_file(path)
     assert run.task == "segmentation" and run.ci.intervals == (1, 4)

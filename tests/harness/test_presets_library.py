@@ -38,13 +38,28 @@ def test_the_library_plans_like_the_cli() -> None:
 def test_records_reads_a_store_into_one_row_per_record(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     rows = [
-        {"record_id": "a", "kind": "accuracy", "label": "frame", "method": "frame",
-         "protocol": "rotating-offset@v1", "interval": 1, "metrics": {"seg/miou_avg": 40.0,
-         "seg/miou_min": 39.0}, "dataset": {"fingerprint": "f"}},
-        {"record_id": "b", "kind": "speed", "label": "frame", "method": "frame",
-         "protocol": "stream@v2", "interval": 1, "scenario": "stream",
-         "speed": {"fps": 10.0, "steady_fps": 10.0, "speedup": 1.0, "validity": "VALID"},
-         "cost": {"gmacs_per_frame": 0.3, "params": 5}, "dataset": {"fingerprint": "f"}},
+        {
+            "record_id": "a",
+            "kind": "accuracy",
+            "label": "frame",
+            "method": "frame",
+            "protocol": "rotating-offset@v1",
+            "interval": 1,
+            "metrics": {"seg/miou_avg": 40.0, "seg/miou_min": 39.0},
+            "dataset": {"fingerprint": "f"},
+        },
+        {
+            "record_id": "b",
+            "kind": "speed",
+            "label": "frame",
+            "method": "frame",
+            "protocol": "stream@v2",
+            "interval": 1,
+            "scenario": "stream",
+            "speed": {"fps": 10.0, "steady_fps": 10.0, "speedup": 1.0, "validity": "VALID"},
+            "cost": {"gmacs_per_frame": 0.3, "params": 5},
+            "dataset": {"fingerprint": "f"},
+        },
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     table = library.records(path)

@@ -11,7 +11,10 @@ exactly; the code fingerprint joined record identities after them (records compa
 ``measured_id``, the identity without it); re-written when the encoder settings changed (mbtree=0 in X264_PARAMS), when the
 paper-scale network options joined the method configs and checkpoint keys (record ids changed;
 every metric and state stayed the same); the AMD EPYC file was written by the code before the
-layout move (issue 15), which the moved code matched exactly."""
+layout move (issue 15), which the moved code matched exactly; both re-keyed when prop-mv and
+prop-flow gained the ``flownet`` option (AMD re-written, every metric and state the same; the
+Intel file's configs and ids updated to match, its metrics untouched). Goldens compare by
+``measured_id``."""
 
 from __future__ import annotations
 
@@ -22,8 +25,8 @@ import pytest
 from tests.harness.golden import GOLDEN_DIR, produce, read_golden, this_machines_golden
 
 COMPARED = ("metrics", "state", "scored_frames", "fed_frames", "key_frames", "label")
-# the code fingerprint moves with every commit; the golden files predate it (their record_id
-# is the identity without it, which records keep as measured_id)
+# the code fingerprint moves with every commit, so record ids do too; goldens compare by
+# measured_id, the identity without it
 ARITHMETIC = ("record_id", "measured_id", "code", "checkpoints", "metrics", "state", "created")
 
 
@@ -53,9 +56,9 @@ def test_accuracy_records_are_bit_identical_on_this_numerics_class(produced) -> 
         pytest.skip(f"no golden records for this CPU and torch build ({path.name})")
     golden = read_golden(path)
     by_id = {r["measured_id"]: r for r in produced}
-    assert set(by_id) == {r["record_id"] for r in golden}
+    assert set(by_id) == {r["measured_id"] for r in golden}
     for expected in golden:
-        got = by_id[expected["record_id"]]
+        got = by_id[expected["measured_id"]]
         for key in COMPARED:
             assert json.dumps(got[key], sort_keys=True) == json.dumps(
                 expected[key], sort_keys=True

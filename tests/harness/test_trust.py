@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -34,7 +35,8 @@ def plugin(tmp_path: Path, monkeypatch) -> Path:
     folder = tmp_path / "plugin"
     folder.mkdir()
     source = folder / "trust_plugin_method.py"
-    source.write_text(textwrap.dedent('''
+    source.write_text(
+        textwrap.dedent('''
         """A test plug-in: the per-frame baseline under another name."""
         from vidbench.methods.segmentation.frame import FrameBaseline
 
@@ -43,7 +45,8 @@ def plugin(tmp_path: Path, monkeypatch) -> Path:
             """frame, registered as renamed-frame."""
 
             name = "renamed-frame"
-    '''))
+    ''')
+    )
     monkeypatch.syspath_prepend(str(folder))
     monkeypatch.setitem(METHODS._entries, "renamed-frame", "trust_plugin_method:Renamed")
     return source
@@ -108,7 +111,9 @@ def test_a_method_added_later_gets_its_speed_up_against_its_own_runs_baseline(
     assert all(r["speed"]["baseline"]["record_id"] == frame_now["record_id"] for r in interp)
     written = render(store.records(), tmp_path / "reports")
     table = written["table_md"].read_text()
-    section = table.split("## Speed-up over the per-frame baseline (steady state, same run)")[1].split("##")[0]
+    section = table.split("## Speed-up over the per-frame baseline (steady state, same run)")[
+        1
+    ].split("##")[0]
     for scheme in ("prop-mv:train_steps=3", "interp-mv:train_steps=3:fusion=avg"):
         row = next(line for line in section.splitlines() if line.startswith(f"| {scheme} |"))
         assert all(cell.strip() for cell in row.split("|")[2:-1]), row  # every interval has one
@@ -119,17 +124,41 @@ def test_a_method_added_later_gets_its_speed_up_against_its_own_runs_baseline(
 @pytest.mark.slow
 def test_two_compares_on_one_store_write_each_record_once(data_root: Path, tmp_path: Path) -> None:
     command = [
-        sys.executable, "-m", "vidbench.cli", "compare", "--methods", f"{FRAME},prop-mv:train_steps=3",
-        "--dataset", "synthcity:" + ":".join(f"{k}={v}" for k, v in OPTIONS.items()),
-        "--intervals", "1,2", "--speed-videos", "1", "--speed-rounds", "2",
-        "--data-root", str(data_root), "--checkpoints", str(tmp_path / "ckpt"),
-        "--results", str(tmp_path / "records.jsonl"), "--reports", str(tmp_path / "reports"),
+        sys.executable,
+        "-m",
+        "vidbench.cli",
+        "compare",
+        "--methods",
+        f"{FRAME},prop-mv:train_steps=3",
+        "--dataset",
+        "synthcity:" + ":".join(f"{k}={v}" for k, v in OPTIONS.items()),
+        "--intervals",
+        "1,2",
+        "--speed-videos",
+        "1",
+        "--speed-rounds",
+        "2",
+        "--data-root",
+        str(data_root),
+        "--checkpoints",
+        str(tmp_path / "ckpt"),
+        "--results",
+        str(tmp_path / "records.jsonl"),
+        "--reports",
+        str(tmp_path / "reports"),
     ]
-    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
+    # training is counted by its progress bar, so bars stay on whatever the caller's TQDM_* say
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")}
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(2)
+    ]
     outputs = [run.communicate(timeout=600) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
-    ids = [json.loads(line)["record_id"] for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    ids = [
+        json.loads(line)["record_id"]
+        for line in (tmp_path / "records.jsonl").read_text().splitlines()
+    ]
     assert len(ids) == len(set(ids)) == 6  # 3 accuracy (frame 1, prop-mv 1 and 2) + 3 speed
     trained = sum(err.count("train frame model:   0%") for _, err in outputs)
     assert trained == 1

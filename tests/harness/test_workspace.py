@@ -33,7 +33,9 @@ def test_a_checkpoint_is_built_once_and_reused(tmp_path: Path) -> None:
     first = workspace.checkpoint("net", {"steps": 3}, _build(builds))
     again = workspace.checkpoint("net", {"steps": 3}, _build(builds))
     assert first == again and builds == [1]
-    assert workspace.used["net"]["file"] == first.name and len(workspace.used["net"]["sha256"]) == 16
+    assert (
+        workspace.used["net"]["file"] == first.name and len(workspace.used["net"]["sha256"]) == 16
+    )
     assert first.with_name(first.name + ".sha256.json").exists()
 
 

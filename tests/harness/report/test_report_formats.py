@@ -16,17 +16,35 @@ def test_each_method_keeps_its_colour_and_each_variant_its_marker() -> None:
     assert method_style("frame") == method_style("frame")
     assert method_style("prop-mv:fusion=avg")["color"] == method_style("prop-mv")["color"]
     assert method_style("my-method:x=1") == method_style("my-method:x=1")
-    colours = {tuple(method_style(m)["color"]) for m in ("frame", "prop-flow", "prop-mv", "interp-mv")}
+    colours = {
+        tuple(method_style(m)["color"]) for m in ("frame", "prop-flow", "prop-mv", "interp-mv")
+    }
     assert len(colours) == 4  # the built-in methods never share a colour
 
 
 def test_invalid_points_are_drawn_hollow() -> None:
-    df = pd.DataFrame([
-        {"scheme": "prop-mv", "interval": 1, "steady_fps": 10.0, "miou_avg": 50.0, "validity": "VALID"},
-        {"scheme": "prop-mv", "interval": 5, "steady_fps": 30.0, "miou_avg": 45.0, "validity": "INVALID"},
-    ])
+    df = pd.DataFrame(
+        [
+            {
+                "scheme": "prop-mv",
+                "interval": 1,
+                "steady_fps": 10.0,
+                "miou_avg": 50.0,
+                "validity": "VALID",
+            },
+            {
+                "scheme": "prop-mv",
+                "interval": 5,
+                "steady_fps": 30.0,
+                "miou_avg": 45.0,
+                "validity": "INVALID",
+            },
+        ]
+    )
     figure = curve(df, "miou_avg", "mIoU")
-    faces = [line.get_markerfacecolor() for line in figure.axes[0].lines if line.get_marker() == "o"]
+    faces = [
+        line.get_markerfacecolor() for line in figure.axes[0].lines if line.get_marker() == "o"
+    ]
     assert "none" in faces and any(f != "none" for f in faces)
     assert "INVALID" in figure.axes[0].get_title()
     plt.close(figure)

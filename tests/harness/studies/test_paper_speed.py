@@ -15,12 +15,27 @@ TOY = Part(
     "000",
     "segmentation-toy",
     "synthcity",
-    {"train_videos": "1", "val_videos": "1", "height": "64", "width": "128", "frames": "12",
-     "labelled_index": "7"},
-    {"train_videos": "1", "val_videos": "1", "height": "96", "width": "160", "frames": "11",
-     "labelled_index": "10"},
-    ("frame:train_steps=1", "prop-mv:train_steps=1",
-     "prop-flow:train_steps=1:flownet_weights={flownets}:flownet_finetune_steps=1"),
+    {
+        "train_videos": "1",
+        "val_videos": "1",
+        "height": "64",
+        "width": "128",
+        "frames": "12",
+        "labelled_index": "7",
+    },
+    {
+        "train_videos": "1",
+        "val_videos": "1",
+        "height": "96",
+        "width": "160",
+        "frames": "11",
+        "labelled_index": "10",
+    },
+    (
+        "frame:train_steps=1",
+        "prop-mv:train_steps=1",
+        "prop-flow:train_steps=1:flownet_weights={flownets}:flownet_finetune_steps=1",
+    ),
     (1, 10),
 )
 
@@ -50,7 +65,19 @@ def test_decode_throughput_is_measured_on_one_core() -> None:
 
 def test_the_plans_name_every_paper_method() -> None:
     full = {m.split(":")[0] for part in PLANS["full"] for m in part.methods}
-    assert {"frame", "prop-mv", "interp-mv", "prop-flow", "rfcn", "dff", "psla", "tsm", "tsm+",
-            "adafocus-tsm", "adafocus", "r50-avg"} <= full
+    assert {
+        "frame",
+        "prop-mv",
+        "interp-mv",
+        "prop-flow",
+        "rfcn",
+        "dff",
+        "psla",
+        "tsm",
+        "tsm+",
+        "adafocus-tsm",
+        "adafocus",
+        "r50-avg",
+    } <= full
     sizes = {(p.timed["height"], p.timed["width"]) for p in PLANS["full"] if p.seed == "000"}
     assert sizes == {("720", "960"), ("1024", "2048")}

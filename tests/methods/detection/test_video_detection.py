@@ -86,5 +86,5 @@ def test_joint_training_updates_only_the_parts_it_names(tiny_detection_dataset, 
     assert not same(every.net.features, shared.features) and not same(every.net.task, shared.task)
     assert not any(p.requires_grad for p in every.net.parameters())
     assert len({m.config.recipe_key()["joint"] for m in (frozen, task, every)}) == 3
-    with pytest.raises(ValueError, match="joint 'head'"):
+    with pytest.raises(ValueError, match="option 'joint' is 'head'"):
         parse_config(PSLA.Config, {"joint": "head"}, "psla")

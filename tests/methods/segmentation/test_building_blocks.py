@@ -37,6 +37,14 @@ def test_max_fusion_keeps_the_nearer_keys_scale() -> None:
     assert torch.allclose(fuse_simple("max", a, b, 0.75), torch.tensor([1.0, 4.0]))
 
 
+def test_one_directional_fusion_keeps_one_keys_map_whatever_alpha() -> None:
+    """Table 2's Forward and Backward columns: the preceding key's map alone, or the next's."""
+    a, b = torch.tensor([1.0, 4.0]), torch.tensor([3.0, 2.0])
+    for alpha in (0.1, 0.5, 0.9):
+        assert torch.equal(fuse_simple("forward", a, b, alpha), a)
+        assert torch.equal(fuse_simple("backward", a, b, alpha), b)
+
+
 def test_codec_motion_predicts_the_labelled_frame_on_the_feature_grid(tiny_dataset) -> None:
     """Real H.264 vectors, pooled to the stride-16 grid and chained over 3 frames as prop-mv
     does, carry a key's 16x16-pooled image nearer the labelled frame's than copying does."""
