@@ -139,10 +139,10 @@ def _score(
     setting: Setting,
     desc: str,
 ) -> tuple[Any, int]:
-    """Evaluator state and key count over ``episodes`` (a progress bar on rank 0)."""
+    """Evaluator state and key count over ``episodes`` (a progress bar on rank 0, on a terminal)."""
     state, keys = evaluator.empty(), 0
     quiet = not distributed.is_writer()
-    for scored in tqdm(episodes, desc=desc, unit="clip", leave=False, disable=quiet):
+    for scored in tqdm(episodes, desc=desc, unit="clip", leave=False, disable=quiet or None):
         video = videos[scored.video]
         key_of = task_of(method).protocol.key_of(setting, scored.keys)
         predictions = run_episode(method, video, scored.frames, scored.keys, key_of)

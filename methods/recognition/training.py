@@ -112,7 +112,8 @@ def _epochs(
     """(epoch index, video, labels) on the device over ``epochs`` passes, with a progress bar."""
     for epoch in range(epochs):
         source = batches() if callable(batches) else batches
-        bar = tqdm(source, desc=f"{desc} {epoch + 1}/{epochs}", disable=not options.progress)
+        hidden = None if options.progress else True  # None: hidden off a terminal
+        bar = tqdm(source, desc=f"{desc} {epoch + 1}/{epochs}", disable=hidden)
         for index, (video, labels) in enumerate(bar):
             if options.max_steps is not None and index >= options.max_steps:
                 break
