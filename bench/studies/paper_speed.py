@@ -94,15 +94,11 @@ def _seed000(size: str, height: int, width: int, intervals: tuple[int, ...], fra
 
 
 def _seed001(ds: tuple[int, ...], frames: int) -> Part:
-    ablations = (
-        tuple(
-            f"{PSLA}:attention={kind}:setting=S:d={d}"
-            for d in ds
-            for kind in ("matchtrans", "dense-psla")
-        )
-        + tuple(f"{PSLA}:setting=a:d={d}" for d in ds if d != 4)
-        + (f"{PSLA}:setting=a",)
-    )
+    ablations = tuple(
+        f"{PSLA}:attention={kind}:setting=S:d={d}"
+        for d in ds
+        for kind in ("matchtrans", "dense-psla")
+    ) + tuple(f"{PSLA}:setting=a:d={d}" for d in ds if d != 4)
     return Part(
         "001",
         "detection-600x1000",
@@ -120,6 +116,7 @@ def _seed001(ds: tuple[int, ...], frames: int) -> Part:
             f"dff:{DET_NET}:train_steps=1:flownet=flownets:flownet_pretrain_steps=1"
             ":flownet_finetune_steps=1",
             PSLA,
+            f"{PSLA}:setting=a",
             f"{PSLA}:attention=nonlocal:setting=S",
             *ablations,
         ),
@@ -127,7 +124,7 @@ def _seed001(ds: tuple[int, ...], frames: int) -> Part:
     )
 
 
-def _seed002(videos: int, batch: int) -> Part:
+def _seed002(videos: int, batch: int, patches: tuple[int, ...] = (144, 160, 176)) -> Part:
     paper = "scale=paper:epochs=1"
     return Part(
         "002",
@@ -144,11 +141,9 @@ def _seed002(videos: int, batch: int) -> Part:
         (
             f"tsm:{paper}",
             f"tsm+:{paper}",
-            f"adafocus-tsm:{paper}:patch=144",
-            f"adafocus-tsm:{paper}:patch=160",
-            f"adafocus-tsm:{paper}:patch=176",
+            *(f"adafocus-tsm:{paper}:patch={patch}" for patch in patches),
             f"adafocus:{paper}:patch=128",
-            f"adafocus:{paper}:patch=160",
+            *((f"adafocus:{paper}:patch=160",) if len(patches) > 1 else ()),
             f"r50-avg:{paper}",
         ),
         (1,),
@@ -159,12 +154,13 @@ def _seed002(videos: int, batch: int) -> Part:
 
 PLANS: dict[str, list[Part]] = {
     # about 20 minutes on 2 CPU cores: CamVid's size only, 11-frame streams (two keys at n = 10;
-    # frame's every-frame-a-key stream is the n = 1 point), PSLA's ablations at d = 4, recognition
-    # offline at batch 2
+    # frame's every-frame-a-key stream is the n = 1 point); R-FCN, DFF, PSLA (a) and Nonlocal S
+    # without the d-ablations; AdaFocus-TSM at patch 144 and AdaFocus at 128 only, offline at
+    # batch 2
     "cpu": [
         _seed000("camvid-960x720", 720, 960, (10,), 11),
-        _seed001((4,), 11),
-        _seed002(2, 2),
+        _seed001((), 11),
+        _seed002(2, 2, (144,)),
     ],
     # the issue's whole list, for a GPU: both of seed 000's sizes at n = 1, 2, 5, 10 on 21-frame
     # streams, d = 2..5, recognition offline at batch 64
