@@ -20,21 +20,27 @@ setup: $(STAMP)
 
 demo: demo-segmentation demo-detection demo-recognition
 
+# make demo: the three tasks at the small preset (the CI gate's training budgets on small
+# synthetic worlds), about 10 minutes on 2 cores with the set-up; the *-full targets run the
+# default worlds and budgets behind the README's synthetic findings
 demo-segmentation: setup
-	$(BENCH) compare --methods frame,prop-flow,prop-mv,interp-mv --dataset synthcity \
-		--intervals 1,2,5,10 --speed-videos 2 --speed-rounds 3
+	$(BENCH) compare --preset small --methods frame,prop-flow,prop-mv,interp-mv \
+		--dataset synthcity --intervals 1,2,5,10 --speed-videos 2 --speed-rounds 3
 
 # the seed's full table: every interval 1-10, speed over 4 videos x 5 rounds (about 12 min)
 demo-segmentation-full: setup
 	$(BENCH) compare --methods frame,prop-flow,prop-mv,interp-mv --dataset synthcity --intervals 1-10
 
 demo-detection: setup
-	$(BENCH) compare --task detection --methods rfcn,dff,psla \
+	$(BENCH) compare --preset small --task detection --methods rfcn,dff,psla \
 		--intervals 10 --speed-videos 2 --speed-rounds 3
 
-# seed 001's ablations (Tables 3-5): every attention kind, S and F, d = 2 and 4; DFF vs PSLA (a)
-# up to l = 35. About 25 minutes on 2 cores; re-uses what demo-detection trained and measured.
-demo-detection-full: demo-detection
+# seed 001 at synthdet's default size: R-FCN, DFF and PSLA, and the ablations (Tables 3-5):
+# every attention kind, S and F, d = 2 and 4; DFF vs PSLA (a) up to l = 35. About 30 minutes
+# on 2 cores.
+demo-detection-full: setup
+	$(BENCH) compare --task detection --methods rfcn,dff,psla \
+		--intervals 10 --speed-videos 2 --speed-rounds 3
 	$(BENCH) compare --task detection --intervals 1,10 --speed-videos 2 --speed-rounds 3 \
 		--methods dff,psla,psla:setting=a,psla:setting=b,$(ABLATIONS)
 	$(BENCH) compare --task detection --methods dff,psla:setting=a \
@@ -46,16 +52,16 @@ comma := ,
 space := $(subst ,, )
 FIG6 := $(foreach d,2 3 4 5,psla:setting=a:d=$(d) psla:d=$(d) psla:attention=matchtrans:setting=S:d=$(d) \
 	psla:attention=dense-psla:setting=S:d=$(d)) psla:attention=nonlocal:setting=S
-demo-detection-fig6: demo-detection
+demo-detection-fig6: setup
 	$(BENCH) compare --task detection --intervals 5,10,20 --speed-videos 1 --speed-rounds 2 \
 		--methods $(subst $(space),$(comma),$(strip $(FIG6)))
 
 # seed 002 on a small synthaction (8 frames at 96x96): learned policy vs random, AdaFocus+, TSM+
 # against AdaFocus-TSM (the stream/offline ratios); the full-size run is demo-recognition-full.
 demo-recognition: setup
-	$(BENCH) compare --task recognition --dataset $(RECOGNITION_DEMO) \
+	$(BENCH) compare --preset small --task recognition --dataset $(RECOGNITION_DEMO) \
 		--methods adafocus,tsm+,adafocus-tsm --speed-videos 4 --speed-rounds 3
-	$(BENCH) focus --dataset $(RECOGNITION_DEMO) --methods adafocus
+	$(BENCH) focus --dataset $(RECOGNITION_DEMO) --methods adafocus:epochs=1
 
 # seed 002 at the default synthaction size (160 train / 80 val videos of 16 frames at 112x112):
 # Tables 3-5 and Fig. 6 rows. Hours on 2 cores; minutes on a GPU.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vidbench import distributed
 from vidbench.library import DEFAULT_REPORTS, DEFAULT_RESULTS, store_name
+from vidbench.provenance import code_state
 from vidbench.registry import (
     DATASETS,
     METHODS,
@@ -265,8 +266,12 @@ def cmd_speed(args: argparse.Namespace) -> int:
         checkpoint_dir=Path(args.checkpoints),
     )
     store = Store(Path(args.results))
-    parts = tuple(p for p in (args.parts or "").split(",") if p)
-    STUDIES.get("paper-speed")(args.plan, parts, store, settings)
+    if args.report_only:
+        if not store.path.exists():
+            raise FileNotFoundError(f"No results at {store.path}: run `bench speed` first.")
+    else:
+        parts = tuple(p for p in (args.parts or "").split(",") if p)
+        STUDIES.get("paper-speed")(args.plan, parts, store, settings)
     written = render_paper_speed(store.records(), Path(args.reports))
     print(f"table: {written['paper_speed_md']}")
     return 0
@@ -404,6 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--parts", help="only these seeds or parts, e.g. 000,002")
     speed.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (recorded)")
     speed.add_argument("--threads", type=at_least(1), default=2, help="torch CPU threads")
+    speed.add_argument(
+        "--report-only", action="store_true",
+        help="render the table from the stored records, measuring nothing",
+    )
     add_study_paths(speed, "paper-speed")
     speed.set_defaults(func=cmd_speed)
 
@@ -422,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    code_state()  # the tree this run's code was read from, before any long work
     try:
         for module in args.plugin:
             load_plugin(module)

@@ -42,14 +42,21 @@ def _version(package: str) -> str:
         return "absent"
 
 
+@cache
+def code_state() -> dict[str, Any]:
+    """The commit and dirty flag of the tree as this process first read it: the code it runs
+    was imported then, so a commit made while a long run goes on does not relabel its records."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": _git("rev-parse", "HEAD") or "unknown", "dirty": bool(status)}
+
+
 def provenance(device: str = "cpu") -> dict[str, Any]:
     """Code, libraries, machine and the torch settings that change numbers (docs/measurement.md
     §8: dtype, TF32, cudnn.benchmark are recorded, never silent defaults)."""
     import av
 
-    status = _git("status", "--porcelain", "--untracked-files=no")
     return {
-        "code": {"commit": _git("rev-parse", "HEAD") or "unknown", "dirty": bool(status)},
+        "code": dict(code_state()),
         "versions": {
             "python": platform.python_version(),
             **{

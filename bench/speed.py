@@ -5,8 +5,10 @@ fps per round = frames / summed step latency; the record's ``fps`` is the median
 throughput of an endless stream at the schedule's key fraction f (1/n for a key every n
 frames): per round, 1 / (f * T_key + (1 - f) * T_other), T_key the mean latency of key steps
 and T_other that of the others (intermediate frames, and frames a look-ahead method holds,
-whose work is timed at the key that emits them); a finite stream that ends on a key holds more
-keys than 1/n, which the stream fps pays for. Latency percentiles come from the raw per-frame
+whose work is timed at the key that emits them); T_key leaves out each stream's opening key,
+which closes no segment (an endless stream has none; a look-ahead method emits nothing there),
+unless a stream has no other. A finite stream that ends on a key holds more keys than 1/n,
+which the stream fps pays for. Latency percentiles come from the raw per-frame
 samples, overall and per frame type (key: the feature network ran; intermediate: it did not).
 """
 
@@ -39,6 +41,12 @@ def steady_fps(streams: list[dict[str, list]], key_fraction: float | None) -> fl
         return len(latency) / sum(latency)
     kinds = [k for s in streams for k in s["kind"]]
     keys = [x for x, k in zip(latency, kinds) if k == "key"]
+    # a stream's opening key closes no segment (a look-ahead method emits nothing there), which
+    # an endless stream never has: T_key is the later keys (every key when no stream has two)
+    later_keys = [
+        x for s in streams for x, k in list(zip(s["latency_s"], s["kind"]))[1:] if k == "key"
+    ]
+    keys = later_keys or keys
     others = [x for x, k in zip(latency, kinds) if k != "key"]
     t_key = float(np.mean(keys or latency))
     t_other = float(np.mean(others)) if others else t_key

@@ -17,7 +17,13 @@ from typing import Any
 import pandas as pd
 from vidbench.protocols import CLIP_STREAM, FIXED_KEY_STREAM, STREAM
 from vidbench.report.detection import paper_name
-from vidbench.report.tables import STEADY_FORMULA, code_warning, run_header, to_markdown
+from vidbench.report.tables import (
+    STEADY_FORMULA,
+    code_warning,
+    provenance_section,
+    run_header,
+    to_markdown,
+)
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
 SEG_PAPER = {
@@ -106,7 +112,7 @@ def seed000(records: list[dict[str, Any]]) -> list[str]:
                 "speedup_diff",
                 "validity",
             ]
-        ].sort_values(["method", "n"])
+        ].sort_values(["method", "n"], ignore_index=True)
         out += [
             f"\n### Seed 000 at {width}x{height} (paper: {paper_name_}, Tesla K80)\n",
             to_markdown(table, 2),
@@ -157,7 +163,12 @@ def seed001(records: list[dict[str, Any]]) -> list[str]:
         return []
     df = pd.DataFrame(rows)
     df["scheme"] = [paper_name(r["method"], r["config"]) for r in df.record]
-    df["d"] = [r["config"].get("d") if r["method"] == "psla" else None for r in df.record]
+    df["d"] = [
+        r["config"].get("d")
+        if r["method"] == "psla" and r["config"].get("attention") != "nonlocal"
+        else None
+        for r in df.record
+    ]
     table3 = pd.read_csv(REFERENCE_DIR / "seed001_table3_propagation_vid.csv")
     paper = {
         (s, None if pd.isna(d) else int(d)): f
@@ -173,6 +184,7 @@ def seed001(records: list[dict[str, Any]]) -> list[str]:
     df["paper_vs_psla_a_d4"] = df.paper_fps / paper[("PSLA (a)", 4)]
     df["diff"] = df.vs_psla_a_d4 - df.paper_vs_psla_a_d4
     dff = df[df.method == "dff"].speedup
+    df["d"] = ["" if d is None or pd.isna(d) else str(int(d)) for d in df.d]
     table = df[
         [
             "scheme",
@@ -309,6 +321,7 @@ def render_paper_speed(records: Iterable[dict[str, Any]], out_dir: Path) -> dict
         *seed001(records),
         *seed002(records),
         *harness(records),
+        *provenance_section(records),
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "paper_speed.md"

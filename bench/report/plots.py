@@ -117,7 +117,8 @@ def per_offset(df: pd.DataFrame) -> Figure:
         ax.set_xlabel("offset from previous keyframe (frames)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mIoU (%)")
-    axes[0][-1].legend(fontsize=7, ncol=2)
+    if axes[0][-1].get_legend_handles_labels()[0]:
+        axes[0][-1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
 

@@ -21,7 +21,8 @@ METRICS = (
 STEADY_FORMULA = (
     "Steady state: fps of an endless stream with a key every n frames, "
     "1 / ((T_key + (n-1) T_other) / n) from the mean latency of key steps (T_key) and of the "
-    "others (T_other; a look-ahead method's held frames are timed at the key that emits them); "
+    "others (T_other; a look-ahead method's held frames are timed at the key that emits them; "
+    "a stream's opening key, which closes no segment, is left out of T_key); "
     "a measured stream ends on its last key and so holds more keys than 1/n."
 )
 COMPONENTS = ("feature", "motion", "warp", "fusion", "task")

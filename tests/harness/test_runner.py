@@ -219,6 +219,19 @@ def test_steady_state_throughput_weights_key_and_other_latencies_by_one_in_n() -
     assert summary["fps"] == pytest.approx(4 / 0.028)
 
 
+def test_steady_state_leaves_out_the_opening_key_that_closes_no_segment() -> None:
+    from vidbench.speed import steady_fps
+
+    # a look-ahead method at n = 5: the opening key runs the feature network only (10 ms), the
+    # next emits the 4 held frames too (10 + 4 x 3 ms); held steps cost nothing. Endless: every
+    # key is the second kind, (22 + 4 x 0) / 5 ms a frame
+    held = ["intermediate"] * 4
+    stream = {"latency_s": [0.010, 0, 0, 0, 0, 0.022], "kind": ["key", *held, "key"]}
+    assert steady_fps([stream], 1 / 5) == pytest.approx(5 / 0.022)
+    single = {"latency_s": [0.010, 0.002], "kind": ["key", "intermediate"]}
+    assert steady_fps([single], 1 / 2) == pytest.approx(2 / 0.012)  # no later key: every key
+
+
 def test_impossible_intervals_are_refused_before_training(data_root: Path, tmp_path: Path) -> None:
     import pytest
     from vidbench.protocols import ProtocolError
@@ -247,3 +260,14 @@ def test_each_training_seed_has_its_own_records_and_report() -> None:
     assert _paths(report, "synthdet")[0] == Path("results/runs/synthdet-seed2.jsonl")
     assert main(["report", "--dataset", "no-such-world", "--seeds", "0-1"]) == 2  # no stores
     assert main(["report", "--dataset", "synthdet", "--seeds", "-1"]) == 2
+
+
+def test_records_keep_the_commit_their_run_started_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidbench import provenance as prov
+
+    prov.code_state.cache_clear()
+    monkeypatch.setattr(prov, "_git", lambda *args: "" if args[0] == "status" else "aaaa")
+    assert prov.provenance()["code"] == {"commit": "aaaa", "dirty": False}
+    monkeypatch.setattr(prov, "_git", lambda *args: "dirty" if args[0] == "status" else "bbbb")
+    assert prov.provenance()["code"] == {"commit": "aaaa", "dirty": False}  # a commit mid-run
+    prov.code_state.cache_clear()

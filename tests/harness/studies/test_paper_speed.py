@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from vidbench.building import RunSettings
+from vidbench.cli import main
 from vidbench.report.paper_speed import render_paper_speed
 from vidbench.store import Store
 from vidbench.studies.paper_speed import PLANS, Part, decode_throughput, run_part
@@ -56,6 +57,10 @@ def test_the_study_times_on_the_paper_size_world_and_reports(tmp_path: Path) -> 
     written = render_paper_speed(store.records(), tmp_path / "reports")
     text = written["paper_speed_md"].read_text()
     assert "Seed 000 at 160x96" in text and "Intermediate frame" in text
+    again = ["speed", "--report-only", "--results", str(store.path), "--reports"]
+    assert main([*again, str(tmp_path / "again")]) == 0  # a pure function of the records
+    assert (tmp_path / "again" / "paper_speed.md").read_text() == text
+    assert main(["speed", "--report-only", "--results", str(tmp_path / "none.jsonl")]) == 2
 
 
 def test_decode_throughput_is_measured_on_one_core() -> None:
