@@ -16,8 +16,11 @@ generated boxes are kept (the community protocol scores them all, docs/datasets.
 lists and the tree are checked before anything is encoded, every XML and JPEG header of what is
 to be encoded next, then each snippet is written under a temporary name and renamed, one
 process at a time (``prepare.lock``); the manifest (written atomically) records encoder
-settings, sizes, sha256 and encode ms per frame. Cached files count as intact
-when present with their recorded sizes (hashing tens of GB on every run would dominate).
+settings, sizes, sha256, encode ms per frame and the snippet's source key (the size and mtime of
+each of its JPEGs and XMLs under the root, ``video.source_key``). Cached files count as intact
+when present with their recorded sizes and made from the same source key, so another root or a
+changed file is encoded again (hashing tens of GB on every run would dominate; a file
+rewritten with the same size and mtime is not noticed).
 
 DET images (``det_train()``) are one-frame sources read straight from their JPEGs: a still has
 no temporal neighbour, so there is nothing for a codec to contribute.
@@ -61,6 +64,7 @@ from vidbench.datasets.detection.imagenet_vid_layout import (
 )
 from vidbench.datasets.video.codec import X264_PARAMS, encode_cost, encode_h264, encoder_settings
 from vidbench.datasets.video.encoded import MOTION_GRID
+from vidbench.datasets.video.source_key import source_key
 from vidbench.files import file_lock, file_sha256, read_json, write_json_atomic
 
 LOADER_VERSION = 1
@@ -161,6 +165,7 @@ class ImageNetVID:
         )
         self._snippets: dict[str, list[Snippet]] = {}
         self._list_paths: dict[str, Path] = {}
+        self._sources: dict[str, str] = {}
 
     # ---- lists and identity
 
@@ -275,8 +280,22 @@ class ImageNetVID:
         )
         write_json_atomic(self.cache / "manifest.json", manifest)
 
-    def _intact(self, entry: dict | None) -> bool:
-        if not isinstance(entry, dict):
+    def _source_key(self, snippet: Snippet) -> str:
+        """The snippet's source: size and mtime of each of its JPEGs and XMLs (1.3 M files in
+        all: hashing them on every run would dominate), with their paths under the root."""
+        if snippet.path not in self._sources:
+            count = check_snippet(self.source, snippet)
+            data = self.source / "Data" / "VID" / snippet.path
+            annotations = self.source / "Annotations" / "VID" / snippet.path
+            files = [data / f"{t:06d}.JPEG" for t in range(count)]
+            files += [annotations / f"{t:06d}.xml" for t in range(count)]
+            self._sources[snippet.path] = source_key(self.source, files, (), LAYOUT)
+        return self._sources[snippet.path]
+
+    def _intact(self, entry: dict | None, snippet: Snippet) -> bool:
+        """The entry's files are there with their recorded sizes, made from this snippet as
+        it is now (another root or a changed file is encoded again)."""
+        if not isinstance(entry, dict) or entry.get("source") != self._source_key(snippet):
             return False
         try:
             files = [self.cache / entry[key] for key in ("video", "annotations", "flags")]
@@ -291,7 +310,7 @@ class ImageNetVID:
             (split, snippet)
             for split in splits
             for snippet in self._list(split)[1]
-            if not self._intact(manifest["entries"].get(snippet.path))
+            if not self._intact(manifest["entries"].get(snippet.path), snippet)
         ]
 
     def prepare(self, splits: Sequence[str] = SPLITS) -> Path:
@@ -435,6 +454,7 @@ class ImageNetVID:
             "motion_iou": "fgfa-mat" if split == "val" and self.config.motion_iou_mat
             else "computed",
             "encoder": encoder_settings(self.config.crf),
+            "source": self._source_key(snippet),
         }
         for key, path in final.items():
             entry[key] = str(path.relative_to(self.cache))

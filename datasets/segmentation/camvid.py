@@ -37,11 +37,11 @@ from vidbench.datasets.segmentation.cityscapes import (
     check_options,
     resize,
     scaled,
-    source_key,
 )
 from vidbench.datasets.segmentation.png import check_png_data, png_size, read_png
 from vidbench.datasets.video.codec import X264_PARAMS, encode_cost, encoder_settings
 from vidbench.datasets.video.encoded import EncodedVideo
+from vidbench.datasets.video.source_key import source_key
 from vidbench.files import file_sha256
 
 LOADER_VERSION = 1

@@ -8,7 +8,7 @@ its sequence (fewer before F where F < 19), with labels only at F (255 elsewhere
 with encode_h264's settings under ``<data_root>/cityscapes-h264/<encoding key>/``; the key
 hashes the loader version, the x264 parameters, crf, fps and scale, so subsets share the files.
 
-Each encoded snippet is keyed by its source (``source_key``): the size and mtime_ns of its
+Each encoded snippet is keyed by its source (``video.source_key``): the size and mtime_ns of its
 frames (hashing some 90,000 full-size frames on every run would dominate) and the SHA-256 of
 its gtFine file (small). So another root, or a changed file, never reuses another tree's
 encodes, and the fingerprint (records' dataset identity; the encode timing stays out of it)
@@ -20,7 +20,7 @@ one more read of the frames, so that a frame whose data is broken fails before a
 written, not after other snippets were encoded), then every label id. Entries are written
 under temporary names and renamed, one process at a time (``SnippetCache.fill``).
 
-``SnippetCache``, ``source_key`` and the helpers here are shared with
+``SnippetCache`` and the helpers here are shared with
 vidbench.datasets.segmentation.camvid.
 """
 from __future__ import annotations
@@ -43,6 +43,7 @@ from vidbench.api import DataError
 from vidbench.datasets.segmentation.png import check_png_data, png_size, read_png
 from vidbench.datasets.video.codec import X264_PARAMS, encode_cost, encode_h264, encoder_settings
 from vidbench.datasets.video.encoded import EncodedVideo
+from vidbench.datasets.video.source_key import source_key
 from vidbench.files import file_lock, file_sha256, read_json, write_json_atomic
 
 T = TypeVar("T")
@@ -144,27 +145,6 @@ def cache_header(config: Any, loader: int) -> dict:
     """What a snippet cache's manifest records about how its entries were made."""
     c = config
     return {"loader": loader, "encoder": encoder_settings(c.crf), "fps": c.fps, "scale": c.scale}
-
-
-def source_key(root: Path, stat: Sequence[Path], hashed: Sequence[Path], layout: str) -> str:
-    """What an encoded entry is keyed by: the sha256 of each ``stat`` file's path under
-    ``root`` with its size and mtime_ns (frames: too many and too large to hash on every run)
-    and each ``hashed`` file's path and sha256 (labels: small); a missing file raises
-    DataError naming it."""
-
-    def facts(path: Path, digest: bool) -> list:
-        try:
-            if digest:
-                return [str(path.relative_to(root)), file_sha256(path)]
-            info = path.stat()
-            return [str(path.relative_to(root)), info.st_size, info.st_mtime_ns]
-        except FileNotFoundError:
-            raise DataError(f"{path}: missing; {layout}.") from None
-        except OSError as error:
-            raise DataError(f"{path}: unreadable ({error}); {layout}.") from None
-
-    rows = [facts(p, False) for p in stat] + [facts(p, True) for p in hashed]
-    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
 class SnippetCache:

@@ -177,6 +177,25 @@ def test_encode_and_read_back(tree: Path, tmp_path: Path) -> None:
     assert official[1].video_path == train[1].video_path
 
 
+def test_another_root_or_a_changed_frame_is_encoded_again(tree: Path, tmp_path: Path) -> None:
+    """The cache is keyed by the snippet's files (size and mtime), not by its name: a second
+    tree with the same names but other content never reuses the first tree's encodes."""
+    name = list(VAL)[0]
+    first = _dataset(tree, tmp_path).split("val")[0]
+    video = first.video_path
+    stamp = video.stat().st_mtime_ns
+    other = make_tree(tmp_path / "other")
+    frame_path = other / "Data/VID" / name / "000003.JPEG"
+    Image.new("RGB", (WIDTH, HEIGHT), (255, 0, 0)).save(frame_path, quality=95)  # changed content
+    again = _dataset(other, tmp_path).split("val")[0]
+    assert again.video_path == video and video.stat().st_mtime_ns != stamp  # encoded again
+    red = again.frame(3).image.mean(dim=(1, 2))
+    assert red[0] > 0.8 and red[1] < 0.2  # the other tree's frame, not the first tree's
+    stamp = video.stat().st_mtime_ns
+    _dataset(other, tmp_path).split("val")
+    assert video.stat().st_mtime_ns == stamp  # unchanged source: reused
+
+
 def test_max_videos_and_det_images(
     tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
