@@ -51,6 +51,7 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         tables.to_markdown(seed),
         f"\n{tables.preparation_line(records)}\n",
         f"\n{tables.STEADY_FORMULA}\n",
+        *readings(records),
         "\n## Speed-up over the per-frame baseline (steady state, same run)\n",
         "Each speed-up divides by the per-frame baseline (built like the scheme) timed in the "
         "same interleaved rounds of the scheme's own run; the runs are listed under 'Where each "
@@ -105,6 +106,34 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         written[name] = out_dir / f"{name}.png"
         plots.save(figure, written[name])
     return written
+
+
+READINGS = {
+    ("interp-mv", "avg"): "interp-mv `fusion=avg`: alpha * f_fwd + (1 - alpha) * f_bwd, the "
+    "weighted sum without the paper's ½ (the authors' research code sums the weighted maps).",
+    ("interp-mv", "max"): "interp-mv `fusion=max`: the element-wise max of the two weighted maps, "
+    "each rescaled by max(alpha, 1 - alpha) so the nearer key's map keeps its scale (the paper "
+    "weights before the max and does not say how the scale is kept).",
+    ("interp-mv", "conv"): "interp-mv `fusion=conv`: a learned 1x1 conv maps the stacked weighted "
+    "maps (2A channels) to A/2, in place of the task network's first layer, trained with Adam "
+    "(`fusion_steps`); the paper does not give the layer's shape or its optimiser.",
+    ("prop-flow", ""): "prop-flow: the flow network and its scale field are trained with the "
+    "per-frame network frozen, where DFF trains end to end; `flownet=simple` is a CPU-sized "
+    "FlowNet, `flownet=flownets` the published FlowNetS.",
+}
+
+
+def readings(records: Iterable[dict[str, Any]]) -> list[str]:
+    """Where the reported methods rest on a reading of the paper rather than its letter, one
+    line each, for the methods and options present in ``records``."""
+    present = {
+        (r["method"], r.get("config", {}).get("fusion", "") if r["method"] == "interp-mv" else "")
+        for r in records
+    }
+    lines = [f"- {text}" for key, text in READINGS.items() if key in present]
+    if not lines:
+        return []
+    return ["\n## Readings of the paper (where its text leaves a choice)\n", *lines, ""]
 
 
 def _paper_runs(dataset_name: str) -> pd.DataFrame | None:

@@ -74,6 +74,8 @@ def test_compare_writes_records_resumes_and_reports(
         assert written[key].stat().st_size > 1000
     assert "Measured beside the paper (seed 000 Table 1, cityscapes" in table
     assert "H.264 encode cost:" in table and "ms per frame over" in table
+    assert "## Readings of the paper" in table and "interp-mv `fusion=avg`" in table
+    assert "`fusion=max`" not in table  # only the readings of what was measured
     assert all(r["preparation"]["encode_ms_per_frame"] > 0 for r in records)
     beside = pd.read_csv(written["paper_csv"]).set_index(["scheme", "interval"])
     row = beside.loc[("prop-mv:train_steps=3", 3)]
