@@ -40,13 +40,11 @@ def steady_fps(streams: list[dict[str, list]], key_fraction: float | None) -> fl
     if key_fraction is None:
         return len(latency) / sum(latency)
     kinds = [k for s in streams for k in s["kind"]]
-    keys = [x for x, k in zip(latency, kinds) if k == "key"]
     # a stream's opening key closes no segment (a look-ahead method emits nothing there), which
     # an endless stream never has: T_key is the later keys (every key when no stream has two)
-    later_keys = [
+    keys = [
         x for s in streams for x, k in list(zip(s["latency_s"], s["kind"]))[1:] if k == "key"
-    ]
-    keys = later_keys or keys
+    ] or [x for x, k in zip(latency, kinds) if k == "key"]
     others = [x for x, k in zip(latency, kinds) if k != "key"]
     t_key = float(np.mean(keys or latency))
     t_other = float(np.mean(others)) if others else t_key

@@ -10,35 +10,9 @@ from vidbench.building import RunSettings
 from vidbench.cli import main
 from vidbench.report.paper_speed import render_paper_speed
 from vidbench.store import Store
-from vidbench.studies.paper_speed import PLANS, Part, decode_throughput, run_part
+from vidbench.studies.paper_speed import PLANS, decode_throughput, run_part, seed000_part
 
-TOY = Part(
-    "000",
-    "segmentation-toy",
-    "synthcity",
-    {
-        "train_videos": "1",
-        "val_videos": "1",
-        "height": "64",
-        "width": "128",
-        "frames": "12",
-        "labelled_index": "7",
-    },
-    {
-        "train_videos": "1",
-        "val_videos": "1",
-        "height": "96",
-        "width": "160",
-        "frames": "11",
-        "labelled_index": "10",
-    },
-    (
-        "frame:train_steps=1",
-        "prop-mv:train_steps=1",
-        "prop-flow:train_steps=1:flownet_weights={flownets}:flownet_finetune_steps=1",
-    ),
-    (1, 10),
-)
+TOY = seed000_part("toy", 96, 160, (1, 10), 11, network="")  # a CPU-sized network
 
 
 @pytest.mark.slow
