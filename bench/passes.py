@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tqdm import tqdm
-from vidbench import distributed
+from vidbench import bootstrap, distributed
 from vidbench.api import DataError, Frame, Method, VideoSource
 from vidbench.building import Prepared, setting_text
 from vidbench.flops import count_parameters
@@ -98,8 +98,9 @@ def run_episode(
 def accuracy_pass(
     prepared: Prepared, dataset: Any, videos: Sequence[VideoSource], setting: Setting
 ) -> dict[str, Any]:
-    """The task's accuracy protocol over the val split: evaluator state and metrics. Under
-    torchrun each rank scores its shard of the episodes and the states are merged."""
+    """The task's accuracy protocol over the val split: the evaluator state (merged, and one
+    per video for the bootstrap), metrics and their intervals over videos. Under torchrun each
+    rank scores its shard of the episodes and the states are merged."""
     method = prepared.method
     task = task_of(method)
     episodes = task.protocol.episodes(videos, setting, type(method))
@@ -107,8 +108,8 @@ def accuracy_pass(
     try:
         desc = f"accuracy {prepared.label} {setting_text(setting)}"
         shard = distributed.shard(episodes)
-        state, keys = _score(method, evaluator, videos, shard, setting, desc)
-        local: tuple[Any, ...] = ("ok", evaluator.to_json(state), keys)
+        per_video, keys = _score(method, evaluator, videos, shard, setting, desc)
+        local: tuple[Any, ...] = ("ok", _to_json(evaluator, per_video), keys)
     except Exception as error:  # every rank must reach the gather, or the others hang
         if distributed.world_size() == 1:
             raise
@@ -118,17 +119,29 @@ def accuracy_pass(
     if failed:
         raise (DataError if failed[0][2] else RuntimeError)(failed[0][1])
     if len(gathered) > 1:
-        state = evaluator.empty()
+        per_video = {}
         for part in gathered:
-            state = evaluator.merge(state, evaluator.from_json(part[1]))
+            for name, state in part[1].items():
+                mine = evaluator.from_json(state)
+                per_video[name] = evaluator.merge(per_video[name], mine) if name in per_video else mine
         keys = sum(part[2] for part in gathered)
+    state = evaluator.empty()
+    for name in sorted(per_video):
+        state = evaluator.merge(state, per_video[name])
+    units = [per_video[name] for name in sorted(per_video)]
     return {
         "metrics": jsonable(evaluator.compute(state)),
+        "intervals": jsonable(bootstrap.intervals(evaluator, units, [h.metric for h in task.headline])),
         "state": evaluator.to_json(state),
+        "state_per_video": _to_json(evaluator, per_video),
         "scored_frames": sum(len(e.scored) for e in episodes),
         "fed_frames": sum(len(e.frames) for e in episodes),
         "key_frames": keys,
     }
+
+
+def _to_json(evaluator: Any, per_video: dict[str, Any]) -> dict[str, Any]:
+    return {name: evaluator.to_json(state) for name, state in sorted(per_video.items())}
 
 
 def _score(
@@ -138,18 +151,22 @@ def _score(
     episodes: Sequence[Any],
     setting: Setting,
     desc: str,
-) -> tuple[Any, int]:
-    """Evaluator state and key count over ``episodes`` (a progress bar on rank 0, on a terminal)."""
-    state, keys = evaluator.empty(), 0
+) -> tuple[dict[str, Any], int]:
+    """Evaluator state per video name and the key count over ``episodes`` (a progress bar on
+    rank 0, on a terminal)."""
+    per_video: dict[str, Any] = {}
+    keys = 0
     quiet = not distributed.is_writer()
     for scored in tqdm(episodes, desc=desc, unit="clip", leave=False, disable=quiet or None):
         video = videos[scored.video]
         key_of = task_of(method).protocol.key_of(setting, scored.keys)
         predictions = run_episode(method, video, scored.frames, scored.keys, key_of)
         keys += sum(bool(p.meta.get("key")) for p in predictions.values())
+        state = per_video.get(video.info.name, evaluator.empty())
         for index, stratum in zip(scored.scored, scored.strata):
             state = evaluator.update(state, predictions[index], video.label(index), stratum)
-    return state, keys
+        per_video[video.info.name] = state
+    return per_video, keys
 
 
 def stream(method: Method, video: VideoSource, setting: Setting, meter: Any) -> dict[str, list]:

@@ -26,6 +26,7 @@ from vidbench.files import file_lock
 
 # 2: records carry ``code`` and ``measured_id``, state in sidecars, strict JSON (null for NaN)
 SCHEMA_VERSION = 2
+SIDECAR_FIELDS = ("state", "state_per_video")  # written beside the store, referenced by hash
 
 
 class StoreError(ValueError):
@@ -98,8 +99,9 @@ class Store:
 
     def append(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if "state" in record:
-            record = {**record, "state": self._write_state(record["record_id"], record["state"])}
+        for name in SIDECAR_FIELDS:
+            if name in record:
+                record = {**record, name: self._write_state(record["record_id"], record[name])}
         line = json.dumps(
             strict_json({"schema_version": SCHEMA_VERSION, **record}), sort_keys=True, allow_nan=False
         )
@@ -133,12 +135,13 @@ class Store:
         except (OSError, EOFError, gzip.BadGzipFile):
             return None
 
-    def state(self, record: dict[str, Any]) -> Any:
-        """The evaluator state of ``record``: read from its sidecar (checked against the hash
-        the record holds) or, for records written before sidecars, the inline value."""
-        if "state" not in record:
-            raise StoreError(f"{self.path}: record {record.get('record_id')} has no evaluator state.")
-        reference = record["state"]
+    def state(self, record: dict[str, Any], name: str = "state") -> Any:
+        """The evaluator state of ``record`` (``name``: ``state``, or ``state_per_video``): read
+        from its sidecar (checked against the hash the record holds) or, for records written
+        before sidecars, the inline value."""
+        if name not in record:
+            raise StoreError(f"{self.path}: record {record.get('record_id')} has no {name}.")
+        reference = record[name]
         if not (isinstance(reference, dict) and set(reference) == {"sidecar", "sha256"}):
             return reference
         path = self.states_dir() / reference["sidecar"]
@@ -153,7 +156,9 @@ class Store:
     def state_problem(self, record: dict[str, Any]) -> str | None:
         """Why ``record``'s evaluator state cannot be read back (None when it can)."""
         try:
-            self.state(record)
+            for name in SIDECAR_FIELDS:
+                if name in record or name == "state":
+                    self.state(record, name)
         except (StoreError, json.JSONDecodeError, UnicodeDecodeError) as error:
             return str(error)
         return None

@@ -19,8 +19,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from vidbench.protocols import FIXED_KEY, FIXED_KEY_STREAM  # noqa: E402
-from vidbench.report import plots  # noqa: E402
-from vidbench.report.tables import code_warning, provenance_section, to_markdown  # noqa: E402
+from vidbench.report import intervals, plots  # noqa: E402
+from vidbench.report.tables import (  # noqa: E402
+    code_warning,
+    provenance_section,
+    to_markdown,
+    with_cells,
+)
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
 KIND_NAMES = {
@@ -31,12 +36,16 @@ KIND_NAMES = {
 }
 METRICS = (
     ("mAP (%)", "map"),
+    ("mAP 95% interval", "map_ci"),
     ("mAP slow (%)", "map_slow"),
     ("mAP medium (%)", "map_medium"),
     ("mAP fast (%)", "map_fast"),
     ("mAP worst key distance (%)", "map_worst"),
     ("throughput (fps)", "fps"),
 )
+
+
+ACCURACY = ("map", "map_slow", "map_medium", "map_fast", "map_worst")
 
 
 def paper_name(method: str, config: dict[str, Any]) -> str:
@@ -73,7 +82,8 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         }
         if r["kind"] == "accuracy":
             m = r["metrics"]
-            accuracy[key] = {column: m[f"det/{column}"] for _, column in METRICS[:-1]}
+            accuracy[key] = {column: m[f"det/{column}"] for column in ACCURACY}
+            accuracy[key].update(with_cells(intervals.columns(r, {"det/map": "map"})))
         else:
             s, c = r["speed"], r["cost"]
             speed[key] = {
@@ -140,7 +150,7 @@ def table3(df: pd.DataFrame, interval: int) -> pd.DataFrame:
     part = df[(df.method == "psla") & (df.interval == interval)]
     part = part[part.paper_name.isin(["PSLA (a)", "MatchTrans S", "DensePSLA S", "Nonlocal S"])]
     measured = part.drop(columns="method").rename(columns={"paper_name": "method", "d": "max_displacement"}).reindex(
-        columns=["method", "max_displacement", "map", "fps", "params_m"]
+        columns=["method", "max_displacement", "map", "map_ci", "fps", "params_m"]
     )
     reference = pd.read_csv(REFERENCE_DIR / "seed001_table3_propagation_vid.csv")
     reference = reference[["method", "max_displacement", "map", "fps", "params_m"]]
@@ -155,7 +165,7 @@ def table4(df: pd.DataFrame) -> pd.DataFrame:
     measured = part.assign(
         method=part.paper_name.replace({"DFF": "DFF (re-implementation)"}),
         keyframe_interval=part.interval,
-    )[["method", "keyframe_interval", "map"]]
+    )[["method", "keyframe_interval", "map", "map_ci"]]
     reference = pd.read_csv(REFERENCE_DIR / "seed001_table4_dff_vs_psla_vid.csv")
     return beside_paper(measured, reference[["method", "keyframe_interval", "map"]],
                         ["method", "keyframe_interval"])
@@ -164,7 +174,7 @@ def table4(df: pd.DataFrame) -> pd.DataFrame:
 def table5(df: pd.DataFrame, interval: int) -> pd.DataFrame:
     """Seed 001 Table 5: the framework's configurations and the ablations' S / F."""
     part = df[(df.method == "psla") & (df.interval == interval) & (df.d == 4)]
-    measured = part.drop(columns="method").rename(columns={"paper_name": "method"}).reindex(columns=["method", "map", "fps"])
+    measured = part.drop(columns="method").rename(columns={"paper_name": "method"}).reindex(columns=["method", "map", "map_ci", "fps"])
     reference = pd.read_csv(REFERENCE_DIR / "seed001_table5_framework_vid.csv")
     return beside_paper(measured, reference[["method", "map", "fps"]], ["method"])
 
@@ -254,6 +264,7 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         f"continuous streams (`{FIXED_KEY_STREAM}`, batch 1, CPU); GMACs are multiply-adds.\n",
         "\n## mAP by segment length l, key schedule and motion speed\n",
         to_markdown(main_table(df)),
+        f"\n{intervals.videos(records)}\n",
         "\n## Speed-up over R-FCN (steady state, same run), delay and cost\n",
         to_markdown(
             df.set_index(["scheme", "interval"])[

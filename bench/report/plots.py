@@ -46,8 +46,14 @@ def _schemes(df: pd.DataFrame) -> list[str]:
 def line_with_validity(
     ax: plt.Axes, part: pd.DataFrame, x: str, y: str, style: dict, label: str
 ) -> None:
-    """A scheme's line, VALID points filled and INVALID ones hollow."""
+    """A scheme's line, VALID points filled and INVALID ones hollow, with the 95% interval
+    over val videos as vertical error bars where the rows carry one (``{y}_lo``, ``{y}_hi``)."""
     ax.plot(part[x], part[y], color=style["color"], linewidth=1.2, label=label)
+    if f"{y}_lo" in part and part[f"{y}_lo"].notna().any():
+        below = (part[y] - part[f"{y}_lo"]).clip(lower=0).fillna(0)
+        above = (part[f"{y}_hi"] - part[y]).clip(lower=0).fillna(0)
+        ax.errorbar(part[x], part[y], yerr=[below, above], fmt="none", ecolor=style["color"],
+                    elinewidth=0.8, capsize=2, alpha=0.6)
     valid = part.get("validity", pd.Series("VALID", index=part.index)).fillna("VALID") == "VALID"
     for chosen, face in ((valid, style["color"]), (~valid, "none")):
         ax.plot(part[x][chosen], part[y][chosen], linestyle="", marker=style["marker"],

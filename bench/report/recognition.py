@@ -24,9 +24,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from vidbench.protocols import CLIP, CLIP_STREAM  # noqa: E402
-from vidbench.report import plots  # noqa: E402
+from vidbench.report import intervals, plots  # noqa: E402
 from vidbench.report.detection import beside_paper  # noqa: E402
-from vidbench.report.tables import code_warning, provenance_section, to_markdown  # noqa: E402
+from vidbench.report.tables import (  # noqa: E402
+    code_warning,
+    provenance_section,
+    to_markdown,
+    with_cells,
+)
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
 PAPER_SIDE = 224
@@ -127,6 +132,7 @@ def accuracy_columns(record: dict[str, Any]) -> dict[str, Any]:
         "map_worst": m.get("rec/map_worst"),
         "videos": m.get("rec/videos"),
         "online": {int(k): v for k, v in steps.items()} or None,
+        **with_cells(intervals.columns(record, {"rec/map": "map", "rec/top1": "top1"})),
     }
 
 
@@ -167,7 +173,8 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             row.update(stream_columns(r, row["frames"]))
     columns = [
         "label", "method", "backbones", "scale", "policy", "reward", "reuse_global", "eta",
-        "patch", "p224", "frames", "map", "mmap", "top1", "map_worst", "videos", "online",
+        "patch", "p224", "frames", "map", "map_ci", "mmap", "top1", "top1_ci", "map_worst",
+        "videos", "online", "map_lo", "map_hi", "top1_lo", "top1_hi",
         "gmacs", "params_m", "fps", "latency_video_s", "stream_validity", "stream_run_id",
         "videos_per_s", "batch", "offline_validity", "offline_run_id", "base_config",
     ]
@@ -176,6 +183,8 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
 HEADERS = {
     "map": "mAP (%)",
     "top1": "top-1 (%)",
+    "map_ci": "mAP 95% interval",
+    "top1_ci": "top-1 95% interval",
     "gmacs": "GMACs/video",
     "paper_gflops": "paper GFLOPs/video",
     "params_m": "params (M)",
@@ -195,7 +204,8 @@ def paper_rows(csv: str, source: str, renames: dict[str, str]) -> pd.DataFrame:
 def main_table(df: pd.DataFrame, source: str) -> pd.DataFrame:
     """Tables 1/2: accuracy, cost and params per label, then the paper's AdaFocus rows."""
     ours = df.assign(source=source, method=df.label)[
-        ["source", "method", "backbones", "patch", "map", "top1", "gmacs", "params_m"]
+        ["source", "method", "backbones", "patch", "map", "map_ci", "top1", "top1_ci", "gmacs",
+         "params_m"]
     ]
     paper = pd.concat(
         [
@@ -431,7 +441,8 @@ def sections(df: pd.DataFrame, source: str) -> dict[str, tuple[str, str, pd.Data
             "Tables 1/2: accuracy and cost",
             f"{source}: offline (whole-video) mAP and top-1 on `{CLIP}`; GMACs are multiply-"
             "adds per video from the stream cost pass. The paper's rows are its own GFLOPs "
-            "on real videos, shown beside ours, not the same experiment.",
+            "on real videos, shown beside ours, not the same experiment. Brackets: 95% "
+            "percentile-bootstrap interval over val videos (docs/measurement.md §15).",
             main_table(df, source),
             2,
         ),

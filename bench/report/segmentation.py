@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 from vidbench.protocols import ROTATING_OFFSET, STREAM
-from vidbench.report import plots, tables
+from vidbench.report import intervals, plots, tables
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
 
@@ -49,6 +49,7 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         f"\n## mIoU and throughput by keyframe interval (seed 000 {_seed_title(dataset_name)} "
         "layout)\n",
         tables.to_markdown(seed),
+        f"\n{intervals.videos(records)}\n",
         f"\n{tables.preparation_line(records)}\n",
         f"\n{tables.STEADY_FORMULA}\n",
         *readings(records),

@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from vidbench.report import intervals
 
 METRICS = (
     ("mIoU (avg.) (%)", "miou_avg"),
+    ("mIoU (avg.) 95% interval", "miou_avg_ci"),
     ("mIoU (min.) (%)", "miou_min"),
+    ("mIoU (min.) 95% interval", "miou_min_ci"),
     ("throughput, steady state (fps)", "steady_fps"),
     ("throughput, measured stream (fps)", "fps"),
 )
@@ -42,6 +45,7 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "miou_min": m["seg/miou_min"],
                 "per_offset": {int(k): v for k, v in m["seg/miou_per_offset"].items()},
                 "scored_frames": r["scored_frames"],
+                **with_cells(intervals.columns(r, SEG_INTERVALS)),
             }
         elif r["kind"] == "speed":
             s, c = r["speed"], r["cost"]
@@ -83,6 +87,18 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         for k in sorted(set(accuracy) | set(speed), key=lambda k: (k[0], k[1], k[2]))
     ]
     return pd.DataFrame(rows)
+
+
+SEG_INTERVALS = {"seg/miou_avg": "miou_avg", "seg/miou_min": "miou_min"}
+
+
+def with_cells(bounds: dict[str, float]) -> dict[str, Any]:
+    """``bounds`` (``{col}_lo``, ``{col}_hi``) and a ``{col}_ci`` text cell for each column."""
+    out: dict[str, Any] = dict(bounds)
+    for low in [k for k in bounds if k.endswith("_lo")]:
+        column = low[: -len("_lo")]
+        out[f"{column}_ci"] = intervals.cell(bounds[low], bounds[f"{column}_hi"])
+    return out
 
 
 def steady_components(speed: dict[str, Any]) -> dict[str, float]:

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vidbench import passes
+from vidbench import bootstrap, passes
 from vidbench.api import DataError
 from vidbench.runner import Runner, RunSettings
+from vidbench.seg_eval import SegmentationEvaluator
 from vidbench.store import Store
+from vidbench.tasks import get_task
 
 from tests.conftest import TINY
 
@@ -86,6 +88,25 @@ def test_records_of_a_tiny_segmentation_run_validate(validator, segmentation_run
         if record["kind"] == "accuracy":
             assert set(record["state"]) == {"sidecar", "sha256"}
             assert "confusion_per_offset" in store.state(record)  # the sidecar it points to
+            _assert_intervals_come_from_the_per_video_states(store, record)
+
+
+def _assert_intervals_come_from_the_per_video_states(store: Store, record: dict[str, Any]) -> None:
+    """The per-video states merge to the record's state, and the bootstrap over them gives
+    exactly the intervals the record holds (a pure function of the stored states)."""
+    task = get_task("segmentation")
+    evaluator = SegmentationEvaluator(len(record["metrics"]["seg/iou_per_class"]))
+    per_video = store.state(record, "state_per_video")
+    assert len(per_video) == record["intervals"]["videos"] >= 2
+    units = [evaluator.from_json(per_video[name]) for name in sorted(per_video)]
+    merged = evaluator.empty()
+    for unit in units:
+        merged = evaluator.merge(merged, unit)
+    assert evaluator.to_json(merged) == store.state(record)
+    again = bootstrap.intervals(evaluator, units, [h.metric for h in task.headline])
+    assert again["metrics"] == record["intervals"]["metrics"]
+    for metric, (low, high) in record["intervals"]["metrics"].items():
+        assert low <= high
 
 
 def test_offline_and_stream_speed_records_of_a_tiny_recognition_run_validate(
