@@ -31,6 +31,14 @@ def descend(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> float:
 def sample_labelled(
     rng: np.random.Generator, videos: Sequence[VideoSource]
 ) -> tuple[VideoSource, int]:
-    """A uniformly drawn video and one of its labelled frames."""
-    video = videos[int(rng.integers(len(videos)))]
+    """A drawn video and one of its labelled frames. Where the sources mix videos with still
+    images (one-frame sources: ImageNet DET beside VID), a draw picks videos or stills at 1 : 1
+    and then a source uniformly within them (seed 001 sec. 4.1: "sampled from either ImageNet
+    VID or ImageNet DET at 1 : 1 ratio"); otherwise a source uniformly."""
+    stills = [v for v in videos if v.info.num_frames == 1]
+    moving = [v for v in videos if v.info.num_frames > 1]
+    pool = videos
+    if stills and moving:
+        pool = stills if rng.random() < 0.5 else moving
+    video = pool[int(rng.integers(len(pool)))]
     return video, int(rng.choice(video.label_indices))

@@ -6,6 +6,10 @@ Keys follow the protocol: each frame carries the key it should use (``Frame.key_
 key of its segment under ``fixed-key@v1``, which for the paper's middle-key schedule may be a
 later frame). A frame whose key has not arrived waits and is emitted when the key comes, so the
 harness measures the look-ahead delay. Without an assigned key a frame uses the latest key.
+PSLA by default propagates from the preceding key (its temporal feature F_t is built at keys
+and carried forward; sec. 4.3: S "only propagates the feature of the preceding key frame"), so
+only the frames before a video's first key wait; ``psla:propagate_from=segment`` uses the
+segment's key as DFF does.
 
 Training (sec. 4.1, CPU-sized): the per-frame detector is trained once on every labelled frame
 and shared by all three methods (so interval 1 is identical across them, as in the papers'
@@ -154,8 +158,13 @@ class KeyedPropagation(DetectionMethod):
         self.kept: dict[int, Any] = {}
         self.waiting: dict[int, list[Frame]] = {}
 
+    def key_for(self, frame: Frame) -> int | None:
+        """The key ``frame`` propagates from: the one the protocol assigns (its segment's,
+        possibly later), else the latest."""
+        return frame.key_index if frame.key_index is not None else self.latest
+
     def step(self, frame: Frame) -> list[DetectionPrediction]:
-        key = frame.key_index if frame.key_index is not None else self.latest
+        key = self.key_for(frame)
         if frame.is_key or key is None:
             self.kept = {frame.index: self.key_frame(frame)}  # older keys are no longer needed
             self.latest = frame.index
@@ -262,7 +271,16 @@ class DFF(KeyedPropagation):
 
 @dataclass(frozen=True)
 class PSLAMethodConfig(PSLAOptions, DetectionConfig):
-    """The shared detector's options, then PSLA's (vidbench.methods.psla.framework.PSLAOptions)."""
+    """The shared detector's options, then PSLA's (vidbench.methods.psla.framework.PSLAOptions).
+    ``propagate_from``: a non-key frame uses the latest key seen (``preceding``, the paper's F_t)
+    or its segment's key under the protocol (``segment``, which may be a later frame)."""
+
+    propagate_from: Literal["preceding", "segment"] = "preceding"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.propagate_from not in ("preceding", "segment"):
+            raise ValueError(f"propagate_from '{self.propagate_from}'; allowed: preceding, segment")
 
     def framework(self, detector: DetectorConfig) -> PSLAConfig:
         return self.psla_config(detector.feature_channels, detector.low_level_channels)
@@ -308,6 +326,16 @@ class PSLA(KeyedPropagation):
     def start(self, video: VideoInfo) -> None:
         super().start(video)
         self.temporal = None
+
+    def key_for(self, frame: Frame) -> int | None:
+        """``propagate_from=preceding`` (the paper, sec. 3 and 4.3: F_t is built at keys and
+        carried forward; S "only propagates the feature of the preceding key frame"): the
+        latest key already seen, so frames before their segment's middle key use the previous
+        segment's; only frames before a video's first key wait for it. ``segment``: the key the
+        protocol assigns, as DFF does."""
+        if self.config.propagate_from == "preceding" and self.latest is not None:
+            return self.latest
+        return super().key_for(frame)
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {**super().modules(), "psla": self.framework}

@@ -15,9 +15,17 @@ The family differs only in the neighbourhood and the normalisation (sec. 4.3):
 - ``DensePSLA``: the full (2d+1)^2 window, softmax.
 - ``MatchTrans`` (STMN, Xiao & Lee, ECCV 2018, the paper's [37]): the (2d+1)^2 window, weights
   are the similarities divided by their sum over the window ("accumulating all similarity
-  scores in the local region", sec. 4.3). Similarity as in STMN: cosine of the features,
-  non-positive values set to 0 (STMN's released code thresholds at 0), so the weights are
-  non-negative and sum to one unless every similarity is 0 (then the output cell is 0).
+  scores in the local region", sec. 4.3). As STMN's released code computes it (checked against
+  its MatchTrans module and CUDA kernel): the cosine of the two maps at each cell pair,
+  similarities <= 0 set to 0, the rest divided by their sum over the window (no softmax, no
+  temperature, so the weights are much flatter than a softmax's: that is the contrast sec. 4.3
+  draws); a cell whose similarities are all <= 0 keeps the source's own feature there.
+  ``similarity="embedded"`` (default) takes the cosine of the embeddings f, g, as PSLA's Table 3
+  implies (62.7 M parameters for every propagation method, so they share f and g);
+  ``similarity="features"`` takes it of the feature maps themselves, as STMN does (no f, g).
+  STMN also passes no gradient through the similarity; here it does, because in PSLA's
+  framework the target is the Transform Net's output, which would otherwise never train in
+  the S setting.
 - ``Nonlocal`` (Wang et al. [36], embedded Gaussian): every source position, softmax.
 
 All four keep the same f and g (the paper's Table 3 lists 62.7 M parameters for every one of
@@ -25,7 +33,7 @@ them, so they differ in no learned layer); Nonlocal here has no value or output 
 
 Border: the embedded source and the source feature are zero-padded by d, and an offset that
 falls outside the map is left out of the normalisation (its affinity is -inf before the softmax;
-MatchTrans's clamped cosine is 0 there), so the weights of every cell fall on real positions.
+MatchTrans's clamped cosine is 0 there, as in STMN's kernel), so the weights of every cell fall on real positions.
 (A first version let padded cells take part in the softmax with affinity 0: on small maps, where
 every cell has offsets outside, training pushed all weight onto those zeros and PSLA (a)
 propagated nothing: 6.3 mAP on synthdet at l = 10.)
@@ -49,6 +57,8 @@ from torch import nn
 EMBED_CHANNELS = 256  # sec. 3.5: f and g are 1x1 convolutions with 256 filters
 DEFAULT_MAX_DISPLACEMENT = 4  # sec. 3.5: d = 4 by default
 MATCHTRANS_EPS = 1e-8
+MatchTransSimilarity = Literal["embedded", "features"]
+MATCHTRANS_SIMILARITIES: tuple[str, ...] = typing.get_args(MatchTransSimilarity)
 
 Offset = tuple[int, int]  # (dy, dx): the source cell (y + dy, x + dx) for target cell (y, x)
 
@@ -223,17 +233,37 @@ class DensePSLA(LocalAttention):
 
 
 class MatchTrans(DensePSLA):
-    """MatchTrans (STMN [37]) over the (2d+1)^2 window: non-negative cosine similarities of the
-    embeddings divided by their sum over the window (no softmax)."""
+    """MatchTrans (STMN [37]) over the (2d+1)^2 window: non-negative cosine similarities divided
+    by their sum over the window (no softmax); a cell without a positive similarity keeps the
+    source's own feature. ``similarity``: of the embeddings f, g or of the features."""
 
     normalisation = "sum"
+
+    def __init__(
+        self,
+        channels: int,
+        max_displacement: int = DEFAULT_MAX_DISPLACEMENT,
+        embed_channels: int = EMBED_CHANNELS,
+        similarity: MatchTransSimilarity = "embedded",
+    ) -> None:
+        super().__init__(channels, max_displacement, embed_channels)
+        if similarity not in MATCHTRANS_SIMILARITIES:
+            raise ValueError(
+                f"MatchTrans similarity {similarity!r}; allowed: {', '.join(MATCHTRANS_SIMILARITIES)}"
+            )
+        self.similarity = similarity
+        if similarity == "features":  # STMN: the cosine of the maps themselves, nothing learned
+            self.f = self.g = nn.Identity()
 
     def weights(self, target_emb: torch.Tensor, source_emb: torch.Tensor) -> torch.Tensor:
         def unit(x: torch.Tensor) -> torch.Tensor:
             return x / (x.norm(dim=1, keepdim=True) + MATCHTRANS_EPS)
 
         similarity = self.affinities(unit(target_emb), unit(source_emb)).clamp(min=0)
-        return similarity / (similarity.sum(dim=-1, keepdim=True) + MATCHTRANS_EPS)
+        mass = similarity.sum(dim=-1, keepdim=True)
+        own = torch.zeros(len(self.offsets), dtype=similarity.dtype, device=similarity.device)
+        own[self.offsets.index((0, 0))] = 1.0
+        return torch.where(mass > 0, similarity / mass.clamp(min=MATCHTRANS_EPS), own)
 
 
 class Nonlocal(AttentionAlignment):
@@ -263,14 +293,16 @@ def build_attention(
     channels: int,
     max_displacement: int = DEFAULT_MAX_DISPLACEMENT,
     embed_channels: int = EMBED_CHANNELS,
+    matchtrans_similarity: str = "embedded",
 ) -> AttentionAlignment:
-    """One family member by its registry-style name (``ATTENTION_KINDS``); Nonlocal ignores d."""
+    """One family member by its registry-style name (``ATTENTION_KINDS``); Nonlocal ignores d,
+    only MatchTrans reads ``matchtrans_similarity``."""
     if kind == "psla":
         return ProgressiveSparseLocalAttention(channels, max_displacement, embed_channels)
     if kind == "dense-psla":
         return DensePSLA(channels, max_displacement, embed_channels)
     if kind == "matchtrans":
-        return MatchTrans(channels, max_displacement, embed_channels)
+        return MatchTrans(channels, max_displacement, embed_channels, matchtrans_similarity)
     if kind == "nonlocal":
         return Nonlocal(channels, embed_channels)
     raise ValueError(f"unknown attention kind {kind!r}; expected one of {ATTENTION_KINDS}")

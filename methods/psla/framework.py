@@ -48,8 +48,10 @@ from vidbench.methods.psla.attention import (
     ATTENTION_KINDS,
     DEFAULT_MAX_DISPLACEMENT,
     EMBED_CHANNELS,
+    MATCHTRANS_SIMILARITIES,
     AttentionAlignment,
     AttentionKind,
+    MatchTransSimilarity,
     build_attention,
 )
 
@@ -167,6 +169,7 @@ class PSLAConfig:
     embed_channels: int = EMBED_CHANNELS
     transform_reduced: int = TRANSFORM_REDUCED
     share_attention: bool = True
+    matchtrans_similarity: str = "embedded"  # MatchTrans only: cosine of f, g or of the features
 
     def __post_init__(self) -> None:
         if self.kind not in ATTENTION_KINDS:
@@ -211,7 +214,9 @@ class PSLAFramework(nn.Module):
         c = config
 
         def attention() -> AttentionAlignment:
-            return build_attention(c.kind, c.channels, c.d, c.embed_channels)
+            return build_attention(
+                c.kind, c.channels, c.d, c.embed_channels, c.matchtrans_similarity
+            )
 
         propagation = attention()
         quality = FusionWeights(c.channels) if c.denseft else None
@@ -268,7 +273,9 @@ class PSLAOptions:
     ``joint`` says which parts of the pre-trained per-frame network train with PSLA's modules:
     ``none`` (it stays frozen and shared with the other methods), ``task`` (N_t) or ``all``
     (N_f, hence N_l, and N_t: the paper's end-to-end training, sec. 3.5), at ``joint_lr``.
-    ``share_attention``: RFU and DenseFT use one PSLA module (f, g), or one each."""
+    ``share_attention``: RFU and DenseFT use one PSLA module (f, g), or one each.
+    ``matchtrans_similarity`` (MatchTrans only): the cosine of the embeddings f, g (``embedded``,
+    the PSLA paper's parameter count) or of the feature maps (``features``, STMN's own)."""
 
     attention: AttentionKind = "psla"
     setting: Literal["a", "b", "c", "S", "F"] = "c"
@@ -282,6 +289,7 @@ class PSLAOptions:
     joint: Literal["none", "task", "all"] = "none"
     joint_lr: float = 1e-4
     share_attention: bool = True
+    matchtrans_similarity: MatchTransSimilarity = "embedded"
 
     def __post_init__(self) -> None:
         if self.joint not in JOINT:
@@ -292,6 +300,13 @@ class PSLAOptions:
             raise ValueError(f"attention '{self.attention}'; allowed: {', '.join(ATTENTION_KINDS)}")
         if self.setting not in ("a", "b", "c", *VARIANTS):
             raise ValueError(f"setting '{self.setting}'; allowed: a, b, c, S, F")
+        if self.matchtrans_similarity not in MATCHTRANS_SIMILARITIES:
+            raise ValueError(
+                f"matchtrans_similarity '{self.matchtrans_similarity}'; allowed: "
+                + ", ".join(MATCHTRANS_SIMILARITIES)
+            )
+        if self.matchtrans_similarity != "embedded" and self.attention != "matchtrans":
+            raise ValueError("matchtrans_similarity applies to attention=matchtrans only")
         if self.setting in "abc" and self.attention != "psla":
             raise ValueError("settings a, b, c are PSLA's; give S or F for the ablation kinds")
 
@@ -316,4 +331,5 @@ class PSLAOptions:
             embed_channels=self.embed_channels,
             transform_reduced=self.transform_reduced,
             share_attention=self.share_attention,
+            matchtrans_similarity=self.matchtrans_similarity,
         )

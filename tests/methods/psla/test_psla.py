@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
+from vidbench.api import VideoInfo
 from vidbench.flops import flop_counter
+from vidbench.methods.common.training import sample_labelled
 from vidbench.methods.psla.attention import (
     ATTENTION_KINDS,
     DensePSLA,
@@ -116,6 +121,36 @@ def test_matchtrans_is_sum_normalised_similarity_not_softmax() -> None:
         ).clamp(min=0)
     assert torch.allclose(w, cosine / cosine.sum(-1, keepdim=True), atol=1e-6)
     assert (w == 0).any()  # negative similarities get no weight; a softmax never gives 0
+
+
+def test_matchtrans_cell_without_a_positive_similarity_keeps_its_own_feature() -> None:
+    """STMN's kernel: where every similarity in the window is <= 0 the cell keeps the source's
+    feature at its own position (not zero, not an average)."""
+    module = MatchTrans(2, 1, similarity="features")
+    target = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 3, 3).clone()
+    source = torch.tensor([-1.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 3, 3).clone()
+    source[0, 1] = torch.arange(9.0).view(3, 3)  # cos <= 0 everywhere: x component is -1
+    target[0, 1] = -1.0
+    with torch.no_grad():
+        aligned = module(target, source)
+    assert torch.equal(aligned, source)
+
+
+def test_matchtrans_on_features_has_no_embeddings_and_uses_the_maps_cosine() -> None:
+    torch.manual_seed(5)
+    module = MatchTrans(8, 1, embed_channels=4, similarity="features")
+    assert sum(p.numel() for p in module.parameters()) == 0
+    target, source = torch.rand(1, 8, 4, 4), torch.rand(1, 8, 4, 4)  # non-negative, as after ReLU
+    with torch.no_grad():
+        w = module.weights(module.embed_target(target), module.embed_source(source))
+        cosine = module.affinities(
+            target / target.norm(dim=1, keepdim=True), source / source.norm(dim=1, keepdim=True)
+        ).clamp(min=0)
+    positive = cosine.sum(-1, keepdim=True) > 0
+    assert positive.all()
+    assert torch.allclose(w, cosine / cosine.sum(-1, keepdim=True), atol=1e-6)
+    with pytest.raises(ValueError, match="similarity"):
+        MatchTrans(8, 1, similarity="dot")
 
 
 @pytest.mark.parametrize("kind", ATTENTION_KINDS)
@@ -282,3 +317,17 @@ def test_method_options_reach_the_framework_configuration() -> None:
     assert "joint_lr" not in PSLAOptions().recipe_key()  # frozen: the lr plays no part
     with pytest.raises(ValueError, match="settings a, b, c are PSLA's"):
         PSLAOptions(attention="matchtrans", setting="b")
+
+
+def test_training_draws_videos_and_stills_one_to_one() -> None:
+    """Sec. 4.1: each training sample comes from VID or DET at 1 : 1, however many more DET
+    stills there are; without stills every source is drawn uniformly."""
+    def source(name: str, frames: int) -> SimpleNamespace:
+        return SimpleNamespace(info=VideoInfo(name, 8, 8, frames, 25.0), label_indices=(0,))
+
+    sources = [source(f"v{i}", 30) for i in range(2)] + [source(f"s{i}", 1) for i in range(50)]
+    rng = np.random.default_rng(0)
+    drawn = [sample_labelled(rng, sources)[0].info.num_frames for _ in range(2000)]
+    assert 0.45 < np.mean([frames == 1 for frames in drawn]) < 0.55
+    only_videos = [sample_labelled(rng, sources[:2])[0].info.name for _ in range(400)]
+    assert {"v0", "v1"} == set(only_videos)
