@@ -308,7 +308,7 @@ class PSLA(KeyedPropagation):
         framework_config = config.framework(self.net.config)
         key = {
             "detector": self.detector_key(),
-            "framework": asdict(framework_config),
+            "framework": framework_config.checkpoint_key(),
             "recipe": config.recipe_key(),
             "seed": workspace.seed,
         }

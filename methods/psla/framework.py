@@ -39,7 +39,7 @@ Choices the paper leaves open (documented, not measured against anything):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import torch
@@ -186,6 +186,14 @@ class PSLAConfig:
             object.__setattr__(self, name, bool(value if value is not None else implied))
         if self.variant is None and self.rfu == self.denseft:
             object.__setattr__(self, "variant", "F" if self.rfu else "S")
+
+    def checkpoint_key(self) -> dict[str, object]:
+        """The fields the trained modules depend on: all of them, less MatchTrans's similarity
+        for the other kinds (it builds nothing there)."""
+        fields = asdict(self)
+        if self.kind != "matchtrans":
+            del fields["matchtrans_similarity"]
+        return fields
 
 
 def paper_config(name: str, **overrides: object) -> PSLAConfig:

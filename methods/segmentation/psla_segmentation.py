@@ -12,7 +12,7 @@ non-key frame; the DeepLab network stays frozen (shared with frame / prop-* / in
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
@@ -58,7 +58,7 @@ class PSLASegmentation(SegmentationMethod):
         framework_config = config.framework(self.net)
         key = {
             "segmentation": self.net_key,  # the network it is trained on, recipe and init
-            "framework": asdict(framework_config),
+            "framework": framework_config.checkpoint_key(),
             "recipe": config.recipe_key(),
             "seed": workspace.seed,
         }
