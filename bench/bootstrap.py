@@ -38,27 +38,19 @@ def intervals(
     seed: int = SEED,
 ) -> dict[str, Any]:
     """The ``level`` bootstrap interval of each of ``metrics`` over the per-video states
-    ``units``, with how it was drawn. With fewer than two videos there is nothing to redraw:
-    the bounds are null."""
-    bounds: dict[str, list[float | None]] = {}
+    ``units``, with how it was drawn. A metric whose value is a mapping (per-stratum mIoU or
+    mAP) gets an interval per key, over the redraws that hold that key. With fewer than two
+    videos there is nothing to redraw: the bounds are null."""
+    draws: dict[str, list[Any]] = {metric: [] for metric in metrics}
     if len(units) >= 2:
         rng = np.random.default_rng(seed)
-        draws = {metric: np.empty(resamples) for metric in metrics}
-        for b in range(resamples):
-            computed = evaluator.compute(_merged(evaluator, units, rng.integers(0, len(units), len(units))))
+        for _ in range(resamples):
+            picks = rng.integers(0, len(units), len(units))
+            computed = evaluator.compute(_merged(evaluator, units, picks))
             for metric in metrics:
-                value = computed.get(metric)
-                draws[metric][b] = np.nan if value is None else float(value)
-        tail = 100 * (1 - level) / 2
-        for metric, values in draws.items():
-            finite = values[np.isfinite(values)]
-            bounds[metric] = (
-                [float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]
-                if len(finite)
-                else [None, None]
-            )
-    else:
-        bounds = {metric: [None, None] for metric in metrics}
+                draws[metric].append(computed.get(metric))
+    tail = 100 * (1 - level) / 2
+    bounds = {metric: _bounds(values, tail) for metric, values in draws.items()}
     return {
         "method": METHOD,
         "level": level,
@@ -67,3 +59,16 @@ def intervals(
         "videos": len(units),
         "metrics": bounds,
     }
+
+
+def _bounds(values: list[Any], tail: float) -> Any:
+    """[low, high] percentiles of scalar draws, or per key of mapping draws; null bounds where
+    no draw has a finite value."""
+    if values and all(isinstance(v, dict) for v in values if v is not None):
+        keys = sorted({k for v in values if v for k in v}, key=str)
+        return {k: _bounds([v.get(k) for v in values if v], tail) for k in keys}
+    finite = np.array([float(v) for v in values if v is not None], dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return [None, None]
+    return [float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]

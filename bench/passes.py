@@ -131,13 +131,19 @@ def accuracy_pass(
     units = [per_video[name] for name in sorted(per_video)]
     return {
         "metrics": jsonable(evaluator.compute(state)),
-        "intervals": jsonable(bootstrap.intervals(evaluator, units, [h.metric for h in task.headline])),
+        "intervals": jsonable(bootstrap.intervals(evaluator, units, interval_metrics(task))),
         "state": evaluator.to_json(state),
         "state_per_video": _to_json(evaluator, per_video),
         "scored_frames": sum(len(e.scored) for e in episodes),
         "fed_frames": sum(len(e.frames) for e in episodes),
         "key_frames": keys,
     }
+
+
+def interval_metrics(task: Task) -> list[str]:
+    """The metrics an accuracy record carries intervals for: the headline ones and the
+    per-stratum breakdown (keyframe offset, distance from the key, online step)."""
+    return [*(h.metric for h in task.headline), task.per_stratum_metric]
 
 
 def _to_json(evaluator: Any, per_video: dict[str, Any]) -> dict[str, Any]:

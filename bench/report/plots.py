@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -97,7 +98,8 @@ def curve_vs_paper(df: pd.DataFrame, paper: pd.DataFrame, y: str, ylabel: str) -
 
 
 def per_offset(df: pd.DataFrame) -> Figure:
-    """mIoU at each distance from the previous keyframe, one panel per scheme."""
+    """mIoU at each distance from the previous keyframe, one panel per scheme, with each
+    point's 95% interval over val videos where the record carries one."""
     schemes = [s for s in _schemes(df) if df[df.scheme == s].interval.max() > 1]
     fig, axes = plt.subplots(
         1,
@@ -112,13 +114,16 @@ def per_offset(df: pd.DataFrame) -> Figure:
         top = part.interval.max()
         for row in part.itertuples():
             offsets = sorted(row.per_offset)
-            ax.plot(
-                offsets,
-                [row.per_offset[o] for o in offsets],
-                marker=".",
-                color=cmap(row.interval / max(top, 1)),
-                label=f"n={row.interval}",
-            )
+            values = [row.per_offset[o] for o in offsets]
+            colour = cmap(row.interval / max(top, 1))
+            ax.plot(offsets, values, marker=".", color=colour, label=f"n={row.interval}")
+            bounds = getattr(row, "per_offset_ci", None)
+            if isinstance(bounds, dict) and bounds:
+                pairs = [_pair(bounds.get(o), v) for o, v in zip(offsets, values)]
+                low = [v - lo for (lo, _), v in zip(pairs, values)]
+                high = [hi - v for (_, hi), v in zip(pairs, values)]
+                ax.errorbar(offsets, values, yerr=[low, high], fmt="none", ecolor=colour,
+                            elinewidth=0.6, capsize=1.5, alpha=0.5)
         ax.set_title(scheme)
         ax.set_xlabel("offset from previous keyframe (frames)")
         ax.grid(alpha=0.3)
@@ -127,6 +132,12 @@ def per_offset(df: pd.DataFrame) -> Figure:
         axes[0][-1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def _pair(bounds: Any, value: float) -> tuple[float, float]:
+    """An interval's (low, high), collapsed onto ``value`` where a bound is missing."""
+    low, high = bounds if bounds else (None, None)
+    return (value if low is None else low, value if high is None else high)
 
 
 def breakdown(df: pd.DataFrame) -> Figure:

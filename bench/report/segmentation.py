@@ -74,6 +74,19 @@ def render(records: Iterable[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
             "the paper: 116 ms vs 54 ms on a K80, a 53% cut)\n",
             tables.to_markdown(fig2, 2),
         ]
+    fusion = tables.fusion_table(df, REFERENCE_DIR / "seed000_table2_fusion_cityscapes.csv")
+    if not fusion.empty:
+        written["fusion_csv"] = out_dir / "table2_fusion.csv"
+        fusion.to_csv(written["fusion_csv"], index=False)
+        sections += [
+            "\n## Feature fusion (seed 000 Table 2 layout)\n",
+            "interp-mv's mIoU on the frame midway between its two keys (interval 2d, offset d: "
+            "our reading of the paper's 'distance to keyframe(s)'), by fusion: `forward` / "
+            "`backward` use one warped key only. Each cell rests on the val snippets scored at "
+            "that offset (about 1 in 2d of them); brackets are 95% intervals over those videos. "
+            "The paper's columns are Cityscapes.\n",
+            tables.to_markdown(fusion),
+        ]
     paper = _paper_runs(dataset_name)
     if paper is not None:
         csv_name, title, paper_dataset = tables.SEED_TABLES[dataset_name]

@@ -46,6 +46,15 @@ def runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "per_offset": {int(k): v for k, v in m["seg/miou_per_offset"].items()},
                 "scored_frames": r["scored_frames"],
                 **with_cells(intervals.columns(r, SEG_INTERVALS)),
+                "per_offset_ci": {
+                    int(k): v
+                    for k, v in r.get("intervals", {})
+                    .get("metrics", {})
+                    .get("seg/miou_per_offset", {})
+                    .items()
+                },
+                "method": r["method"],
+                "fusion": r.get("config", {}).get("fusion") if r["method"] == "interp-mv" else None,
             }
         elif r["kind"] == "speed":
             s, c = r["speed"], r["cost"]
@@ -232,6 +241,40 @@ def seed_table(df: pd.DataFrame, schemes: list[str] | None = None) -> pd.DataFra
 def paper_table(reference_csv: Path, dataset: str = "cityscapes") -> pd.DataFrame:
     """The seed's own table from results/reference, in the same layout as ``seed_table``."""
     return seed_table(paper_runs(reference_csv, dataset), list(PAPER_SCHEMES))
+
+
+FUSIONS = ("forward", "backward", "max", "avg", "conv")
+
+
+def fusion_table(df: pd.DataFrame, reference_csv: Path) -> pd.DataFrame:
+    """Seed 000 Table 2 layout: interp-mv's mIoU by fusion at distance d from both keys, read
+    as the frame midway between them (interval 2d, offset d), with each cell's 95% interval
+    over val videos and the paper's row beside; empty without such records."""
+    part = df[(df.get("method") == "interp-mv") & df.per_offset.notna()] if "method" in df else df[:0]
+    rows = []
+    for distance in range(1, 5):
+        row: dict[str, Any] = {"distance to keyframes": distance}
+        for fusion in FUSIONS:
+            chosen = part[(part.fusion == fusion) & (part.interval == 2 * distance)]
+            value, bounds = float("nan"), (None, None)
+            if not chosen.empty:
+                last = chosen.iloc[-1]
+                value = last.per_offset.get(distance, float("nan"))
+                ci = last.per_offset_ci if isinstance(last.per_offset_ci, dict) else {}
+                bounds = ci.get(distance) or (None, None)
+            row[fusion] = value
+            row[f"{fusion} 95%"] = intervals.cell(*bounds)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table[list(FUSIONS)].isna().all().all():
+        return pd.DataFrame()
+    paper = pd.read_csv(reference_csv).rename(columns={"distance_to_keyframes": "distance to keyframes"})
+    paper = paper.rename(columns={f"{name}_miou": f"paper {name}" for name in ("forward", "backward")})
+    paper = paper.rename(
+        columns={f"{name}_fusion_miou": f"paper {name}" for name in ("max", "avg", "conv")}
+    )
+    keep = ["distance to keyframes", *(f"paper {f}" for f in FUSIONS)]
+    return table.merge(paper[keep], on="distance to keyframes", how="left")
 
 
 PAPER_SCHEMES = ("prop-flow", "prop-mv", "interp-mv")

@@ -76,3 +76,12 @@ def test_recognition_top1_interval_brackets_the_share_of_right_videos() -> None:
         units.append(state)
     low, high = bootstrap.intervals(evaluator, units, ["rec/top1"])["metrics"]["rec/top1"]
     assert 55 < low < 70 and 82 < high < 92
+
+
+def test_a_per_stratum_metric_gets_an_interval_per_stratum() -> None:
+    evaluator, units = _segmentation_videos(20, 0.7, seed=4)
+    out = bootstrap.intervals(evaluator, units, ["seg/miou_per_offset"], resamples=200)
+    per_offset = out["metrics"]["seg/miou_per_offset"]
+    assert set(per_offset) == {0, 1}
+    for low, high in per_offset.values():
+        assert low < high
