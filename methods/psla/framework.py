@@ -281,6 +281,9 @@ class PSLAOptions:
     ``joint`` says which parts of the pre-trained per-frame network train with PSLA's modules:
     ``none`` (it stays frozen and shared with the other methods), ``task`` (N_t) or ``all``
     (N_f, hence N_l, and N_t: the paper's end-to-end training, sec. 3.5), at ``joint_lr``.
+    ``key_loss``: the task loss is also taken on the second key's RFU output, the feature N_t
+    reads on key frames at test time (the paper labels only the non-key frame; without this
+    a jointly trained N_t is never shown that feature).
     ``share_attention``: RFU and DenseFT use one PSLA module (f, g), or one each.
     ``matchtrans_similarity`` (MatchTrans only): the cosine of the embeddings f, g (``embedded``,
     the PSLA paper's parameter count) or of the feature maps (``features``, STMN's own)."""
@@ -296,6 +299,7 @@ class PSLAOptions:
     train_interval: int = 10
     joint: Literal["none", "task", "all"] = "none"
     joint_lr: float = 1e-4
+    key_loss: bool = False
     share_attention: bool = True
     matchtrans_similarity: MatchTransSimilarity = "embedded"
 
@@ -321,7 +325,8 @@ class PSLAOptions:
     def recipe_key(self) -> dict[str, object]:
         """The training options a checkpoint of PSLA's modules depends on."""
         names = ["psla_steps", "psla_lr", "psla_batch", "train_interval", "joint"]
-        return {name: getattr(self, name) for name in names + ["joint_lr"] * (self.joint != "none")}
+        names += ["joint_lr"] * (self.joint != "none") + ["key_loss"] * self.key_loss
+        return {name: getattr(self, name) for name in names}
 
     def joint_parts(self, net: nn.Module) -> dict[str, nn.Module]:
         """The parts of ``net`` (with ``.features`` and ``.task``) trained with PSLA's modules."""

@@ -37,7 +37,7 @@ def train_psla_modules(
 ) -> None:
     """The paper's PSLA training (sec. 4.1) around a per-frame network: ``network`` is
     (N_f, N_l, loss(features, images, targets)); ``config`` has psla_steps, psla_lr,
-    psla_batch, train_interval and joint_lr. Keys k1, k2 build F_t (RFU), frame i is scored.
+    psla_batch, train_interval, joint_lr and key_loss (the loss also on k2's RFU output). Keys k1, k2 build F_t (RFU), frame i is scored.
     ``joint`` names the network's parts trained too (at ``joint_lr``; "features" lets the
     gradient reach N_f and N_l); the rest stays frozen and BatchNorm keeps its statistics.
     Saves {"framework": PSLA's state, "network": {name: that part's state}}."""
@@ -52,7 +52,7 @@ def train_psla_modules(
         groups.append({"params": list(part.parameters()), "lr": config.joint_lr})
     optimiser = torch.optim.Adam(groups)
     for _ in tqdm(range(config.psla_steps), desc="psla: train", unit="step"):
-        currents, first, second, targets = [], [], [], []
+        currents, first, second, targets, key_targets = [], [], [], [], []
         for _ in range(config.psla_batch):
             video, current = sample_labelled(rng, videos)
             k1, k2 = psla_keys(rng, current, config.train_interval, video.info.num_frames)
@@ -60,6 +60,13 @@ def train_psla_modules(
             first.append(video.frame(k1).image)
             second.append(video.frame(k2).image)
             targets.append(video.label(current))
+            if config.key_loss:
+                if k2 not in video.label_indices:
+                    raise ValueError(
+                        f"key_loss needs labelled key frames: {video.info.name} has no label on "
+                        f"frame {k2} (its labelled frames: {list(video.label_indices)[:5]}...)"
+                    )
+                key_targets.append(video.label(k2))
         images = torch.stack(currents)
         with torch.set_grad_enabled("features" in joint):
             low = low_level(images)
@@ -67,7 +74,10 @@ def train_psla_modules(
             high_k2 = high(torch.stack(second))
         temporal = framework.key_frame(high_k2, framework.key_frame(high_k1))
         features = framework.non_key_frame(low, temporal)
-        descend(optimiser, loss(features, images, targets))
+        total = loss(features, images, targets)
+        if config.key_loss:  # the key frame's own output: N_t on the updated F_t
+            total = total + loss(temporal, torch.stack(second), key_targets)
+        descend(optimiser, total)
     for part in joint.values():
         part.requires_grad_(False)
     states = {name: part.state_dict() for name, part in joint.items()}
