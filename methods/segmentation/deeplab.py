@@ -105,7 +105,7 @@ class FeatureNetwork(nn.Module):
     """Dilated ResNet trunk: (N,3,H,W) in [0,1] -> (N,A,ceil(H/16),ceil(W/16)).
 
     ``body`` is [stem conv(s), stem BN, ReLU, max-pool, res2, res3, res4, res5] for either stem
-    (PSLA's low-level network is ``body[:7]``).
+    (PSLA's low-level network is ``body[:6]`` and the first blocks of res4).
     """
 
     def __init__(self, config: NetConfig) -> None:

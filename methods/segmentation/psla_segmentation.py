@@ -2,7 +2,8 @@
 replaced by the landed DeepLab network of seed 000.
 
 Keys run the DeepLab feature network and RFU updates the temporal feature F_t; other frames run
-its low part (through res4, the analogue of res4b3 for the small network), the Transform Net,
+its low part N_l (the trunk through res4b3, sec. 4.1: res4's first ``low_level_blocks`` = 4
+blocks, all of res4 when it has fewer, as in the small default network), the Transform Net,
 PSLA from F_t and the Quality Net, then the DeepLab task network. Under ``rotating-offset@v1``
 keys precede their frames, so a frame uses the latest key. Training follows sec. 4.1's sampling
 (vidbench.methods.psla.training.train_psla_modules) with the cross-entropy of the labelled
@@ -26,21 +27,34 @@ from vidbench.methods.segmentation.feature_reuse import (
     SegmentationMethod,
 )
 
-LOW_LAYERS = 7  # stem, layer1, layer2, layer3 of the DeepLab trunk: N_l ends after res4
+RES4 = 6  # body[6] is res4 (torchvision's layer3); body[:6] the stem, res2 and res3
 
 
 @dataclass(frozen=True)
 class PSLASegConfig(PSLAOptions, SegmentationConfig):
     """The shared DeepLab network's options, then PSLA's (vidbench.methods.psla.framework.PSLAOptions)."""
 
+    low_level_blocks: int = 4  # res4a, res4b1-b3: N_l ends at res4b3 (sec. 4.1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.low_level_blocks < 1:
+            raise ValueError(f"low_level_blocks must be >= 1, got {self.low_level_blocks}")
+
     def framework(self, net: SegmentationNetwork) -> PSLAConfig:
         return self.psla_config(net.config.feature_channels, 256 * net.config.expansion)
 
 
-def low_level(net: SegmentationNetwork, images: torch.Tensor) -> torch.Tensor:
-    """N_l: the DeepLab trunk through res4 (stride 16)."""
+def low_blocks(net: SegmentationNetwork, blocks: int) -> int:
+    """How many res4 blocks N_l runs: ``blocks``, or all of res4 when it has fewer."""
+    return min(blocks, len(net.features.body[RES4]))
+
+
+def low_level(net: SegmentationNetwork, images: torch.Tensor, blocks: int) -> torch.Tensor:
+    """N_l: the DeepLab trunk through res4's first ``blocks`` blocks (stride 16)."""
     features = net.features
-    return features.body[:LOW_LAYERS]((images - features.mean) / features.std)
+    x = features.body[:RES4]((images - features.mean) / features.std)
+    return features.body[RES4][: low_blocks(net, blocks)](x)
 
 
 class PSLASegmentation(SegmentationMethod):
@@ -60,9 +74,11 @@ class PSLASegmentation(SegmentationMethod):
             "segmentation": self.net_key,  # the network it is trained on, recipe and init
             "framework": framework_config.checkpoint_key(),
             "recipe": config.recipe_key(),
+            "low_level_blocks": low_blocks(self.net, config.low_level_blocks),
             "seed": workspace.seed,
         }
         net = self.net
+        blocks = self.low_level_blocks = config.low_level_blocks
 
         def loss(features: torch.Tensor, images: torch.Tensor, labels: list) -> torch.Tensor:
             size = (images.shape[-2], images.shape[-1])
@@ -76,7 +92,7 @@ class PSLASegmentation(SegmentationMethod):
             lambda out: train_psla_modules(
                 workspace.train_videos(),
                 PSLAFramework(framework_config),
-                (net.features, lambda images: low_level(net, images), loss),
+                (net.features, lambda images: low_level(net, images, blocks), loss),
                 config,
                 workspace.seed,
                 out,
@@ -103,7 +119,7 @@ class PSLASegmentation(SegmentationMethod):
             return [self.segment(frame.index, self.temporal, key=True)]
         dense = self.framework.dense
         with self.meter("low_feature"):
-            low = low_level(self.net, frame.image[None])
+            low = low_level(self.net, frame.image[None], self.low_level_blocks)
         with self.meter("transform"):
             transformed = dense.transform(low)
         with self.meter("propagate"):
