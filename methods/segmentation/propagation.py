@@ -10,6 +10,7 @@ estimated between the current frame and the key, times the source's scale field,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,14 +53,24 @@ class PropConfig(SegmentationConfig):
     flownet_finetune_steps: int = 300
     raft_weights: str = ""
     dis_preset: Literal["ultrafast", "fast", "medium"] = "fast"
+    joint: Literal["none", "all"] = "none"  # motion=flownet: the network trains with the flow
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.joint not in ("none", "all"):
+            raise ValueError(f"joint '{self.joint}'; allowed: none, all")
+        if self.joint == "all" and self.motion != "flownet":
+            raise ValueError("joint=all trains the network with a flow network: motion=flownet")
 
 
 @dataclass(frozen=True)
 class PropFlowConfig(PropConfig):
-    """DFF's preset: the trained flow network, warping from the key."""
+    """DFF's preset: the trained flow network, warping from the key, trained end to end with
+    the per-frame network (DFF sec. 3: "the whole network is trained end to end")."""
 
     motion: Source = "flownet"
     reference: Literal["previous", "key"] = "key"
+    joint: Literal["none", "all"] = "all"
 
 
 def check_flow_source(config: PropConfig, workspace: Workspace) -> None:
@@ -107,8 +118,9 @@ class Propagation(SegmentationMethod):
                 "flow": asdict(train),
                 "seed": workspace.seed,
                 "initial": file_sha256(initial) if initial else None,
-                # added after checkpoints were keyed without it: present only when not default
+                # added after checkpoints were keyed without them: present only when not default
                 **({"network": config.flownet} if config.flownet != "simple" else {}),
+                **({"joint": config.joint} if config.joint != "none" else {}),
             }
             net, channels = self.net, self.net.config.feature_channels
             path = workspace.checkpoint(
@@ -116,9 +128,13 @@ class Propagation(SegmentationMethod):
                 key,
                 lambda out: train_flownet(
                     workspace.train_videos(), net, train, workspace.seed, out, initial,
-                    config.flownet,
+                    config.flownet, config.joint == "all",
                 ),
             )
+            if config.joint == "all":  # this method's own copy of the network, trained with it
+                saved = torch.load(path, map_location="cpu", weights_only=True)
+                self.net.load_state_dict(saved["network_state"])
+                self.net.eval()
             return FlowNetMotion(load_flownet(path, channels))
         if config.motion == "raft":
             return build_source("raft", weights=config.raft_weights or None)
@@ -174,11 +190,17 @@ def finetune_dff(
     config: FlowTrainConfig,
     seed: int,
     ignore_index: int = 255,
+    joint: bool = False,
 ) -> list[float]:
     """DFF end-to-end: current frame c, key c-o with o in [0, max_key_distance]; the loss is
-    the segmentation loss of the warped, scaled key features on frame c."""
+    the segmentation loss of the warped, scaled key features on frame c. ``joint``: the
+    per-frame network (features and task) trains too, at the same learning rate, with its
+    BatchNorm statistics fixed (DFF trains the whole network end to end); else it is frozen."""
     rng = np.random.default_rng(seed + 1)
-    optimiser = torch.optim.Adam(network.parameters(), lr=config.lr / 10)
+    parameters = [*network.parameters(), *(net.parameters() if joint else [])]
+    net.requires_grad_(joint)
+    net.eval()
+    optimiser = torch.optim.Adam(parameters, lr=config.lr / 10)
     losses = []
     network.train()
     for _ in tqdm(range(config.finetune_steps), desc="train flownet end to end (DFF)", unit="step"):
@@ -191,7 +213,7 @@ def finetune_dff(
             keys.append(video.frame(key).image)
             labels.append(torch.from_numpy(video.label(current)).long())
         current_images, key_images = torch.stack(currents), torch.stack(keys)
-        with torch.no_grad():
+        with torch.set_grad_enabled(joint):
             key_features = net.features(key_images)
         flow, scale = network(current_images, key_images)
         features = warp(key_features, flow, OUTPUT_STRIDE) * scale
@@ -202,6 +224,7 @@ def finetune_dff(
                 optimiser, F.cross_entropy(logits, torch.stack(labels), ignore_index=ignore_index)
             )
         )
+    net.requires_grad_(False)
     return losses
 
 
@@ -213,21 +236,22 @@ def train_flownet(
     path: Path,
     initial: Path | None = None,
     kind: FlowNetKind = "simple",
+    joint: bool = False,
 ) -> None:
     """Pre-train the flow network ``kind`` on ground-truth flow, or start from ``initial``
     weights (e.g. a published FlowNetS, as DFF starts from Flying Chairs); then DFF end to
-    end; save."""
+    end (``joint``: with the per-frame network, whose state is saved beside, on a copy); save."""
     torch.manual_seed(seed)
     if initial is None:
         network: nn.Module = build_flownet(kind, net.config.feature_channels, config.width)
         pretrain = pretrain_flow(videos, network, config, seed)
     else:
         network, pretrain = load_flownet(initial, net.config.feature_channels), []
-    for parameter in net.parameters():
-        parameter.requires_grad_(False)
-    finetune = finetune_dff(videos, network, net, config, seed)
+    net = copy.deepcopy(net) if joint else net  # the caller's network stays as it was
+    finetune = finetune_dff(videos, network, net, config, seed, joint=joint)
     torch.save(
         {
+            **({"network_state": net.state_dict()} if joint else {}),
             "state_dict": network.state_dict(),
             "config": asdict(config),
             "div_flow": getattr(network, "div_flow", FLOW_DIVISOR),

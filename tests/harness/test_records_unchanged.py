@@ -13,7 +13,11 @@ paper-scale network options joined the method configs and checkpoint keys (recor
 every metric and state stayed the same); the AMD EPYC file was written by the code before the
 layout move (issue 15), which the moved code matched exactly; both re-keyed when prop-mv and
 prop-flow gained the ``flownet`` option (AMD re-written, every metric and state the same; the
-Intel file's configs and ids updated to match, its metrics untouched). Goldens compare by
+Intel file's configs and ids updated to match, its metrics untouched); re-keyed again when
+prop configs gained ``joint`` (prop-flow's golden spec pins ``joint=none``, the reading it was
+written with; AMD re-written, every metric and state the same; Intel's configs, labels and ids
+updated) and records gained per-video states and intervals (not in the goldens: they are
+arithmetic, checked by tests/harness/test_record_schema.py). Goldens compare by
 ``measured_id``."""
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ from tests.harness.golden import GOLDEN_DIR, produce, read_golden, this_machines
 COMPARED = ("metrics", "state", "scored_frames", "fed_frames", "key_frames", "label")
 # the code fingerprint moves with every commit, so record ids do too; goldens compare by
 # measured_id, the identity without it
-ARITHMETIC = ("record_id", "measured_id", "code", "checkpoints", "metrics", "state", "created")
+ARITHMETIC = (
+    "record_id", "measured_id", "code", "checkpoints", "metrics", "state", "created",
+    "intervals", "state_per_video",
+)
 
 
 @pytest.fixture(scope="module")
