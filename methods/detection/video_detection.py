@@ -6,10 +6,12 @@ Keys follow the protocol: each frame carries the key it should use (``Frame.key_
 key of its segment under ``fixed-key@v1``, which for the paper's middle-key schedule may be a
 later frame). A frame whose key has not arrived waits and is emitted when the key comes, so the
 harness measures the look-ahead delay. Without an assigned key a frame uses the latest key.
-PSLA by default propagates from the preceding key (its temporal feature F_t is built at keys
-and carried forward; sec. 4.3: S "only propagates the feature of the preceding key frame"), so
-only the frames before a video's first key wait; ``psla:propagate_from=segment`` uses the
-segment's key as DFF does.
+PSLA, like DFF, uses its segment's key by default (the paper tests with DFF's schedule, sec.
+4.1, whose code runs a segment's key before its other frames, so that key is the one processed
+before them); ``psla:propagate_from=preceding`` reads sec. 4.3's "the feature of the preceding
+key frame" literally: the latest key already seen, so frames before their segment's middle key
+use the previous segment's and only the frames before a video's first key wait (README,
+deviation 11, gives the measured effect).
 
 Training (sec. 4.1, CPU-sized): the per-frame detector is trained once on every labelled frame
 and shared by all three methods (so interval 1 is identical across them, as in the papers'
@@ -272,15 +274,15 @@ class DFF(KeyedPropagation):
 @dataclass(frozen=True)
 class PSLAMethodConfig(PSLAOptions, DetectionConfig):
     """The shared detector's options, then PSLA's (vidbench.methods.psla.framework.PSLAOptions).
-    ``propagate_from``: a non-key frame uses the latest key seen (``preceding``, the paper's F_t)
-    or its segment's key under the protocol (``segment``, which may be a later frame)."""
+    ``propagate_from``: a non-key frame uses its segment's key under the protocol (``segment``,
+    as DFF; it may be a later frame) or the latest key already seen (``preceding``)."""
 
-    propagate_from: Literal["preceding", "segment"] = "preceding"
+    propagate_from: Literal["segment", "preceding"] = "segment"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.propagate_from not in ("preceding", "segment"):
-            raise ValueError(f"propagate_from '{self.propagate_from}'; allowed: preceding, segment")
+            raise ValueError(f"propagate_from '{self.propagate_from}'; allowed: segment, preceding")
 
     def framework(self, detector: DetectorConfig) -> PSLAConfig:
         return self.psla_config(detector.feature_channels, detector.low_level_channels)
@@ -328,11 +330,9 @@ class PSLA(KeyedPropagation):
         self.temporal = None
 
     def key_for(self, frame: Frame) -> int | None:
-        """``propagate_from=preceding`` (the paper, sec. 3 and 4.3: F_t is built at keys and
-        carried forward; S "only propagates the feature of the preceding key frame"): the
-        latest key already seen, so frames before their segment's middle key use the previous
-        segment's; only frames before a video's first key wait for it. ``segment``: the key the
-        protocol assigns, as DFF does."""
+        """``propagate_from=preceding``: the latest key already seen, so frames before their
+        segment's middle key use the previous segment's and only frames before a video's first
+        key wait for it; ``segment`` (default): the key the protocol assigns, as DFF."""
         if self.config.propagate_from == "preceding" and self.latest is not None:
             return self.latest
         return super().key_for(frame)

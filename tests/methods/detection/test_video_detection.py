@@ -29,7 +29,7 @@ def built(tiny_detection_dataset, tmp_path_factory) -> dict:
     workspace = HarnessWorkspace(tiny_detection_dataset, tmp_path_factory.mktemp("ck"), seed=0)
     made = {}
     chosen = (
-        (RFCN, {}), (DFF, {}), (PSLA, {"setting": "a"}), (PSLA, {}), (PSLA, {"propagate_from": "segment"})
+        (RFCN, {}), (DFF, {}), (PSLA, {"setting": "a"}), (PSLA, {}), (PSLA, {"propagate_from": "preceding"})
     )
     for cls, options in chosen:
         config = parse_config(cls.Config, {**cls.smoke, **options}, cls.name)
@@ -58,11 +58,11 @@ def test_at_interval_one_every_method_is_the_shared_detector(built, tiny_detecti
 def test_frames_before_a_middle_key_wait_for_it(built, tiny_detection_dataset) -> None:
     video = tiny_detection_dataset.split("val")[1]
     setting = {"interval": 4, "keys": "middle"}  # 8 frames: keys 2 and 6
-    for name in ("dff", "psla", "pslasegment"):
+    for name in ("dff", "psla", "pslapreceding"):
         with torch.inference_mode():
             result = stream(built[name], video, setting, TimingMeter())
         assert result["kind"][:4] == ["waiting", "waiting", "key", "intermediate"], name
-        if name == "psla":  # the paper's F_t: frames 4, 5 use key 2, the preceding one
+        if name == "pslapreceding":  # frames 4, 5 use key 2, the one already seen
             assert result["delay_frames"] == [2, 1, 0, 0, 0, 0, 0, 0]
             assert result["kind"][4:6] == ["intermediate", "intermediate"]
         else:  # the segment's key, 6, which comes later
