@@ -29,7 +29,7 @@ from typing import Any
 from vidbench.provenance import machine, numerics
 from vidbench.registry import DATASETS, METHODS, TASKS, parse_config, split_spec
 from vidbench.runner import Runner, RunSettings
-from vidbench.store import Store, StoreError, strict_json
+from vidbench.store import SIDECAR_FIELDS, Store, StoreError, strict_json
 from vidbench.tasks import CiRun, Task, get_task, task_of_protocol
 
 CI_SPEED = {"speed_videos": 4, "speed_rounds": 5}
@@ -458,8 +458,8 @@ def write_baseline(path: Path, records: list[dict[str, Any]], tasks: Sequence[st
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         for record in [*kept, *records]:
-            # the gate reads metrics: evaluator state (MBs for detection) stays in the runs
-            slim = {k: v for k, v in record.items() if k != "state"}
+            # the gate reads metrics: evaluator states (MBs for detection) stay in the runs
+            slim = {k: v for k, v in record.items() if k not in SIDECAR_FIELDS}
             handle.write(json.dumps(strict_json(slim), sort_keys=True, allow_nan=False) + "\n")
     print(f"wrote baseline {path} ({len(kept)} kept, {len(records)} new records)")
 
