@@ -9,7 +9,7 @@ a report recomputes exactly what the record holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -72,3 +72,36 @@ def _bounds(values: list[Any], tail: float) -> Any:
     if not len(finite):
         return [None, None]
     return [float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]
+
+
+def paired_difference(
+    evaluator: Evaluator,
+    first: Mapping[str, Any],
+    second: Mapping[str, Any],
+    metric: str,
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = SEED,
+) -> dict[str, Any]:
+    """``metric`` of ``first`` minus that of ``second`` (per-video states keyed by video name,
+    the same val videos) with its ``level`` interval from redraws that pick the same videos
+    for both: what two methods scored on one val set differ by, with the val set's noise
+    shared rather than added, so it is narrower than either method's own interval."""
+    if set(first) != set(second):
+        raise ValueError("paired_difference needs states of the same val videos on both sides")
+    names = sorted(first)
+    a, b = [first[n] for n in names], [second[n] for n in names]
+    everything = np.arange(len(names))
+    point = _value(evaluator, a, everything, metric) - _value(evaluator, b, everything, metric)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples if len(names) >= 2 else 0):
+        picks = rng.integers(0, len(names), len(names))
+        draws.append(_value(evaluator, a, picks, metric) - _value(evaluator, b, picks, metric))
+    tail = 100 * (1 - level) / 2
+    return {"difference": point, "interval": _bounds(draws, tail), "videos": len(names)}
+
+
+def _value(evaluator: Evaluator, units: Sequence[Any], picks: np.ndarray, metric: str) -> float:
+    value = evaluator.compute(_merged(evaluator, units, picks)).get(metric)
+    return float("nan") if value is None else float(value)

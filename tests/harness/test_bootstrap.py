@@ -85,3 +85,21 @@ def test_a_per_stratum_metric_gets_an_interval_per_stratum() -> None:
     assert set(per_offset) == {0, 1}
     for low, high in per_offset.values():
         assert low < high
+
+
+def test_a_paired_difference_is_narrower_than_either_side_and_signed() -> None:
+    """Two methods on the same 30 videos, the second a few points worse on every video: the
+    paired interval excludes 0 although the two methods' own intervals overlap."""
+    evaluator, better = _segmentation_videos(30, 0.75, seed=6)
+    _, worse = _segmentation_videos(30, 0.70, seed=6)  # same videos and jitter, 5 points lower
+    names = [f"v{i:02d}" for i in range(30)]
+    first, second = dict(zip(names, better)), dict(zip(names, worse))
+    paired = bootstrap.paired_difference(evaluator, first, second, "seg/miou_avg", resamples=300)
+    low, high = paired["interval"]
+    assert 0 < low < paired["difference"] < high
+    own = [
+        bootstrap.intervals(evaluator, units, ["seg/miou_avg"], resamples=300)["metrics"]["seg/miou_avg"]
+        for units in (better, worse)
+    ]
+    assert own[1][1] > own[0][0]  # the unpaired intervals overlap
+    assert high - low < min(h - lo for lo, h in own)
