@@ -29,8 +29,8 @@ LOAD = (
 
 def child(task: str, plant: str, factor: float, work: str) -> int:
     """One gate run in this process, with ``plant``'s step slowed by ``factor`` if given."""
-    from vidbench.regression import run_regression
     from vidbench.registry import METHODS
+    from vidbench.regression import run_regression
 
     if plant:
         cls = METHODS.get(plant)
