@@ -44,14 +44,22 @@ PAPER_NETWORKS = {
 SMALL_WORLDS = {
     "synthcity": {"train_videos": "12", "val_videos": "12", "height": "96", "width": "192"},
     "synthdet": {"train_videos": "8", "val_videos": "6", "frames": "32"},
+    # recognition: sized so that the CPU demo's networks learn (README, "Recognition (seed
+    # 002)"): many short videos (each has its own background, so few videos are memorised),
+    # 12 frames so adafocus-tsm's f_L sees 12 distinct frames, a larger object, random flips
     "synthaction": {
-        "train_videos": "96",
-        "val_videos": "48",
-        "frames": "8",
-        "height": "96",
-        "width": "96",
+        "train_videos": "1500",
+        "val_videos": "200",
+        "frames": "12",
+        "height": "64",
+        "width": "64",
+        "min_area": "0.1",
+        "max_area": "0.16",
+        "train_flip": "true",
     },
 }
+# recognition methods at the small preset: the CPU demo's networks and their own epochs
+SMALL_TASK_METHODS = {"recognition": {"scale": "mini", "epochs": "0"}}
 PRESETS = ("smoke", "small", "paper")
 
 
@@ -62,7 +70,7 @@ def method_options(name: str, preset: str) -> dict[str, str]:
     if preset == "smoke":
         chosen = dict(cls.smoke)
     elif preset == "small":
-        chosen = dict(SMALL_METHODS)
+        chosen = {**SMALL_METHODS, **SMALL_TASK_METHODS.get(cls.task, {})}
     elif preset == "paper":
         chosen = dict(PAPER_NETWORKS.get(cls.task, {}))
     else:

@@ -36,8 +36,8 @@ from vidbench.report.tables import (  # noqa: E402
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
 PAPER_SIDE = 224
 # methods/recognition/adafocus_method.py PRESETS: the preset patch as a share of the frame side (patch=0)
-PRESET_PATCH_RATIO = {"toy": 3 / 7, "paper": 4 / 7}
-BACKBONES = {"toy": ("MN2x0.5", "RN18"), "paper": ("MN2", "RN50")}
+PRESET_PATCH_RATIO = {"toy": 3 / 7, "mini": 1 / 2, "paper": 4 / 7}
+BACKBONES = {"toy": ("MN2x0.5", "RN18"), "mini": ("MN2x0.25", "RN10-mini"), "paper": ("MN2", "RN50")}
 GLANCE_METHODS = ("adafocus", "adafocus+", "adafocus-tsm", "tsm+")
 TSM_FAMILY = ("tsm", "tsm+", "adafocus-tsm")
 ONLINE_METHODS_NOTE = "methods whose accuracy record has rec/map_per_stratum"

@@ -8,11 +8,13 @@ This is the test-time rule of TSN that AR-Net (``ops/dataset.py`` ``_get_test_in
 ("one centre frame per segment") use; it is written in integers here so that no floating-point
 rounding can move an index. With n < T frames repeat (AR-Net does the same).
 
-Pre-processing (AdaFocus sec. 4 and its val transform ``GroupScale(256)`` +
-``GroupCenterCrop(224)``): bilinear resize of the shorter side to ``resize`` (the longer side
-to ``int(resize * long / short)``, torchvision's rule), or of both sides to ``resize`` x
-``resize`` in ``square`` mode (the paper's wording "256x256"), then a ``crop`` x ``crop`` centre
-crop with torchvision's ``round((size - crop) / 2)`` offsets.
+Pre-processing (AdaFocus sec. 4.1, "we resize all frames to 256x256 and centre-crop them to
+224x224"; the public code's val transform is ``GroupScale(256)`` + ``GroupCenterCrop(224)``):
+bilinear resize of both sides to ``resize`` x ``resize`` in ``square`` mode (the paper's, the
+loaders' default), or of the shorter side to ``resize`` (the longer side to
+``int(resize * long / short)``, torchvision's rule: the public code's), then a ``crop`` x
+``crop`` centre crop with torchvision's ``round((size - crop) / 2)`` offsets. Train videos
+also carry the training augmentation (``TrainAugment``) and their uncropped frames.
 """
 
 from __future__ import annotations
@@ -32,6 +34,29 @@ from vidbench.api import DataError, Frame, RecognitionTarget, VideoInfo
 
 MOTION_GRID = 16
 RESIZE_MODES = ("shorter", "square")
+
+
+@dataclass(frozen=True)
+class TrainAugment:
+    """A dataset's training augmentation, applied by the methods' training loop (vidbench.
+    methods.recognition.train_clips) to each clip: a random crop whose sides are each a share
+    in ``scales`` of the pre-crop frame (at most one step apart), resized to ``crop`` (empty
+    ``scales``: no crop), and a horizontal flip with probability 1/2 when ``flip``. AdaFocus
+    sec. 4.1 (after AR-Net / TSN): random scaling, a 224x224 random crop, and flips on every
+    dataset except Something-Something."""
+
+    scales: tuple[float, ...] = ()
+    crop: int = 0
+    flip: bool = False
+
+    def __post_init__(self) -> None:
+        if any(not 0 < s <= 1 for s in self.scales):
+            raise ValueError(f"train augmentation scales {self.scales} must lie in (0, 1]")
+        if self.scales and self.crop < 1:
+            raise ValueError(f"train augmentation with scales needs a crop size, got {self.crop}")
+
+
+MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)  # TSN / AR-Net GroupMultiScaleCrop shares
 
 
 @dataclass(frozen=True)
@@ -174,7 +199,9 @@ class VideoFile:
 class RecognitionVideo:
     """A ``VideoSource`` of T sampled frames: ``frame(t)`` is the t-th sampled frame as a (3, S, S)
     float32 tensor in [0, 1] without motion, ``label(any)`` the video's classes. Frames are read
-    together on first use and kept until ``release``; unreadable data raises DataError then."""
+    together on first use and kept until ``release``; unreadable data raises DataError then.
+    A train video carries the dataset's ``train_augment`` and gives its uncropped frames
+    (``augment_frames``) for it."""
 
     def __init__(
         self,
@@ -184,9 +211,11 @@ class RecognitionVideo:
         count: int,
         preprocess: Preprocess,
         layout: str,
+        train_augment: TrainAugment | None = None,
     ) -> None:
         self.name = name
         self.source = source
+        self.train_augment = train_augment
         self.preprocess = preprocess
         self.layout = layout
         self.target = RecognitionTarget(np.asarray(sorted(labels), dtype=np.int64))
@@ -197,6 +226,12 @@ class RecognitionVideo:
     @cached_property
     def _frames(self) -> np.ndarray:
         return self.source.read(len(self.label_indices), self.preprocess, self.layout)
+
+    def augment_frames(self) -> np.ndarray:
+        """(T, R, R, 3) uint8: the sampled frames resized to ``resize`` x ``resize`` without the
+        centre crop, from which training takes its random crops (``train_augment``)."""
+        square = Preprocess(self.preprocess.resize, self.preprocess.resize, "square")
+        return self.source.read(len(self.label_indices), square, self.layout)
 
     def frame(self, index: int, is_key: bool = False) -> Frame:
         """The ``index``-th sampled frame (0..T-1)."""

@@ -38,9 +38,11 @@ from vidbench.datasets.recognition.lists import (
     sth_v2_list,
 )
 from vidbench.datasets.recognition.sampled_video import (
+    MULTI_SCALES,
     FrameFolder,
     Preprocess,
     RecognitionVideo,
+    TrainAugment,
     VideoFile,
 )
 
@@ -58,14 +60,20 @@ SAMPLING = (
 @dataclass(frozen=True)
 class RecognitionConfig:
     """Where the data is and how it is sampled: ``frames`` T per video (AdaFocus: 16),
-    ``resize``/``crop`` the test transform, ``max_*_videos`` 0 = all (else the first N present),
-    ``frame_template`` "" = detect, ``allow_missing`` skips listed videos without data."""
+    ``resize``/``crop`` the test transform (sec. 4.1: resize to 256x256, centre crop 224;
+    ``resize_mode="shorter"`` resizes the shorter side as AR-Net's code does),
+    ``train_augment`` the training augmentation of sec. 4.1 (train frames resized to
+    ``resize`` x ``resize``, a random multi-scale crop resized to ``crop``, and a random flip
+    where ``flip``), ``max_*_videos`` 0 = all (else the first N present), ``frame_template``
+    "" = detect, ``allow_missing`` skips listed videos without data."""
 
     root: str = ""
     frames: int = 16
     resize: int = 256
     crop: int = 224
-    resize_mode: Literal["shorter", "square"] = "shorter"
+    resize_mode: Literal["shorter", "square"] = "square"
+    train_augment: bool = True
+    flip: bool = True
     max_val_videos: int = 0
     max_train_videos: int = 0
     allow_missing: bool = False
@@ -84,9 +92,13 @@ class RecognitionConfig:
 
 @dataclass(frozen=True)
 class SomethingConfig(RecognitionConfig):
-    """Sth-Sth: AdaFocus samples 8 frames (glance) or 12 (focus); 8 by default."""
+    """Sth-Sth: AdaFocus-TSM's f_G sees 8 frames and f_L 12 distinct ones (Table 3), each the
+    segment centres of the sampled clip, so the loader samples 24 (8 of them are the exact
+    centres of 8 segments, 12 lie within 1/48 of the video of the 12 segments' centres); no
+    flips in training (sec. 4.1: flipping changes Sth-Sth's left/right classes)."""
 
-    frames: int = 8
+    frames: int = 24
+    flip: bool = False
 
 
 @dataclass(frozen=True)
@@ -277,9 +289,17 @@ class RecognitionDataset(abc.ABC):
                 self.config.frames,
                 self.preprocess,
                 self.LAYOUT,
+                self.train_augment if name == "train" else None,
             )
             for entry in self._limited(name, scan.present)
         ]
+
+    @property
+    def train_augment(self) -> TrainAugment | None:
+        """The training augmentation of sec. 4.1 (None when ``train_augment`` is off)."""
+        if not self.config.train_augment:
+            return None
+        return TrainAugment(MULTI_SCALES, self.config.crop, self.config.flip)
 
 
 class ARNetFrames(RecognitionDataset):

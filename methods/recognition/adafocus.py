@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torchvision.models import mobilenet_v2, resnet18, resnet50
 from torchvision.models._utils import _make_divisible
+from torchvision.models.resnet import BasicBlock, ResNet
 
 GLOBAL_CHANNELS = 1280
 LOCAL_CHANNELS = 2048
@@ -38,7 +39,39 @@ HIDDEN = 1024
 POLICY_CHANNELS = 32
 GRID_SIDES = {25: 5, 36: 6, 49: 7, 64: 8}
 PATCH_SIZES = (96, 128, 160, 192)
-LOCAL_ARCHS = {"resnet50": (resnet50, LOCAL_CHANNELS), "resnet18": (resnet18, 512)}
+MINI_WIDTH = 16  # first-stage channels of ``resnet10-mini`` (torchvision's ResNets have 64)
+
+
+def resnet10_mini(weights: None = None, **_: object) -> ResNet:
+    """A ResNet-10 (one BasicBlock per stage) with 16/32/64/128 channels, for the CPU demo's
+    ``scale=mini``: the same stem, stages and pooling as torchvision's, 1/4 of ResNet-18's
+    widths and half its depth. No ImageNet weights exist for it (``weights`` must be None)."""
+    if weights is not None:
+        raise ValueError("adafocus: resnet10-mini has no pretrained weights")
+    net = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=1000)
+    # rebuild the stages at 1/4 width (torchvision's ResNet has no width argument)
+    net.inplanes = MINI_WIDTH
+    net.conv1 = nn.Conv2d(3, MINI_WIDTH, kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(MINI_WIDTH)
+    net.layer1 = net._make_layer(BasicBlock, MINI_WIDTH, 1)
+    net.layer2 = net._make_layer(BasicBlock, 2 * MINI_WIDTH, 1, stride=2)
+    net.layer3 = net._make_layer(BasicBlock, 4 * MINI_WIDTH, 1, stride=2)
+    net.layer4 = net._make_layer(BasicBlock, 8 * MINI_WIDTH, 1, stride=2)
+    net.fc = nn.Linear(8 * MINI_WIDTH, 1000)
+    for module in net.modules():  # torchvision's initialisation, redone for the new layers
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.constant_(module.weight, 1)
+            nn.init.constant_(module.bias, 0)
+    return net
+
+
+LOCAL_ARCHS = {
+    "resnet50": (resnet50, LOCAL_CHANNELS),
+    "resnet18": (resnet18, 512),
+    "resnet10-mini": (resnet10_mini, 8 * MINI_WIDTH),
+}
 BACKBONE_STRIDE = 32
 
 

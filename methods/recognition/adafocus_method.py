@@ -8,7 +8,10 @@ paper's throughput) runs ``AdaFocus.forward`` on N whole videos: f_G on all fram
 the recurrent policies, f_L on all kept patches at once, then f_C.
 
 Scale presets: ``scale=toy`` (MobileNetV2 x0.5, ResNet-18, GRU 256, the dataset's frames, a
-patch of 3/7 of the frame side like P = 96 at 224) trains in minutes on a CPU; ``scale=paper``
+patch of 3/7 of the frame side like P = 96 at 224) trains in minutes on a CPU; ``scale=mini``
+(MobileNetV2 x0.25, ``resnet10-mini``, GRU 128, a patch of half the side, dropout 0.5, Adam
+3e-3 with a warm-up + cosine schedule, 6 + 1 + 1 epochs; 7 for the supervised models) is the CPU demo's, sized so that it learns on the
+small synthaction within the demo's budget (README, "Recognition (seed 002)"); ``scale=paper``
 is sec. 4.1's architecture (MobileNetV2, ResNet-50, GRU 1024, P = 128 at 224).
 """
 
@@ -24,10 +27,15 @@ from vidbench.api import Frame, Method, RecognitionPrediction, VideoInfo, Worksp
 from vidbench.methods.recognition.adafocus import AdaFocus, AdaFocusConfig, StreamState, solve_rho
 from vidbench.methods.recognition.policies import choose_fixed
 from vidbench.methods.recognition.train_clips import TrainClips, clip_batch, train_clips
-from vidbench.methods.recognition.training import TrainOptions, train_adafocus
+from vidbench.methods.recognition.training import (
+    PPO_EPOCHS,
+    PPOOptions,
+    TrainOptions,
+    train_adafocus,
+)
 from vidbench.methods.recognition.weights import load_backbone, weights_key
 
-Scale = Literal["toy", "paper"]
+Scale = Literal["toy", "mini", "paper"]
 PRESETS: dict[str, dict[str, Any]] = {
     "toy": {
         "global_width": 0.5,
@@ -36,6 +44,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "patch_ratio": 3 / 7,
         "stage_epochs": (4, 2, 2),
         "lr": 1e-3,
+        "dropout": 0.8,
+        "schedule": "constant",
+    },
+    "mini": {
+        "global_width": 0.25,
+        "local_arch": "resnet10-mini",
+        "hidden": 128,
+        "patch_ratio": 1 / 2,
+        "stage_epochs": (6, 1, 1),
+        "lr": 3e-3,
+        "dropout": 0.5,
+        "schedule": "cosine",
     },
     "paper": {
         "global_width": 1.0,
@@ -44,22 +64,41 @@ PRESETS: dict[str, dict[str, Any]] = {
         "patch_ratio": 4 / 7,
         "stage_epochs": (50, 50, 10),
         "lr": 1e-3,
+        "dropout": 0.8,
+        "schedule": "constant",
     },
 }
 
 
-def train_options(options: Any, seed: int, device: str, **variants: Any) -> TrainOptions:
-    """The preset's epochs per stage and learning rate, unless ``options`` override them."""
+def train_options(
+    options: Any, seed: int, device: str, steps_per_epoch: int = 0, **variants: Any
+) -> TrainOptions:
+    """The preset's epochs per stage, learning rate and schedule, unless ``options`` override
+    them; ``steps_per_epoch`` (batches per epoch) lets a cosine schedule know its length.
+    ``options.ppo_epochs`` / ``options.stage3_sampling``, where the method has them, set
+    PPO's K and how stage III draws pi's patches."""
     preset = PRESETS[options.scale]
     epochs = (options.epochs,) * 3 if options.epochs else preset["stage_epochs"]
+    extra: dict[str, Any] = {}
+    if getattr(options, "ppo_epochs", 0):
+        extra["ppo"] = PPOOptions(epochs=options.ppo_epochs)
+    if hasattr(options, "stage3_sampling"):
+        extra["sample_finetune"] = options.stage3_sampling == "sample"
     return TrainOptions(
         stage_epochs=epochs,
         epochs=epochs[0] + epochs[2],  # supervised models: the epochs that train backbones
         lr=options.lr or preset["lr"],
         seed=seed,
         device=device,
-        **variants,
+        lr_schedule=preset["schedule"],
+        steps_per_epoch=steps_per_epoch,
+        **{**extra, **variants},
     )
+
+
+def steps_per_epoch(clips: TrainClips, batch: int) -> int:
+    """Batches per epoch of ``clips`` at ``batch`` videos each."""
+    return -(-len(clips) // batch)
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -75,7 +114,10 @@ def video_seed(name: str, seed: int) -> int:
 @dataclass(frozen=True)
 class AdaFocusOptions:
     """``policy``: learned pi or a fixed one (Table 5); ``reward``: Eq. 7 or a variant
-    (Table 5); ``stage3``: fine-tune f_L and f_C or f_C only; ``patch`` 0 = the preset's."""
+    (Table 5); ``stage3``: fine-tune f_L and f_C or f_C only; ``stage3_sampling``: patches
+    drawn from pi in stage III (sec. 3.2) or its argmax (the public code); ``ppo_epochs``: PPO
+    updates per batch (``PPO_EPOCHS``; 1 = the public code, whose clip then never acts);
+    ``patch`` 0 = the preset's."""
 
     scale: Scale = "toy"
     patch: int = 0
@@ -84,6 +126,8 @@ class AdaFocusOptions:
     reward: Literal["eq7", "confidence", "increments"] = "eq7"
     reuse_global: bool = True
     stage3: Literal["local+classifier", "classifier"] = "local+classifier"
+    stage3_sampling: Literal["sample", "argmax"] = "sample"  # pi in stage III (paper: sample)
+    ppo_epochs: int = PPO_EPOCHS  # K of PPO per batch (paper: off-the-shelf PPO; public: 1)
     epochs: int = 0  # 0 = the preset's epochs per stage
     batch: int = 16
     lr: float = 0.0  # 0 = the preset's
@@ -135,6 +179,7 @@ class AdaFocusMethod(Method):
             global_width=preset["global_width"],
             local_arch=preset["local_arch"],
             hidden=preset["hidden"],
+            dropout=preset["dropout"],
         )
 
     def _build(self, frame_size: tuple[int, int]) -> tuple[AdaFocus, float | None]:
@@ -168,6 +213,7 @@ class AdaFocusMethod(Method):
             c,
             self.seed,
             device,
+            steps_per_epoch(clips, c.batch),
             policy_kind=c.policy,
             reward=c.reward,
             skip_lambda=getattr(c, "penalty", 0.0),
@@ -187,7 +233,7 @@ class AdaFocusMethod(Method):
         with torch.no_grad():
             probs = [
                 model(video, actions=self._fixed_actions(video.shape[:2], None))["keep_prob"]
-                for video, _ in clips.batches(self.config.batch, self.seed)()
+                for video, _ in clips.batches(self.config.batch, self.seed, augment=False)()
             ]
         return solve_rho(torch.cat([p.flatten() for p in probs]), self.config.eta)
 

@@ -23,12 +23,14 @@ from vidbench.methods.recognition.adafocus_method import (
     PRESETS,
     Scale,
     probabilities,
+    steps_per_epoch,
     train_options,
     video_seed,
 )
 from vidbench.methods.recognition.policies import fixed_locations
 from vidbench.methods.recognition.train_clips import TrainClips, clip_batch, train_clips
 from vidbench.methods.recognition.training import (
+    PPO_EPOCHS,
     frame_indices,
     split_glance_focus,
     train_adafocus_tsm,
@@ -39,8 +41,9 @@ from vidbench.methods.recognition.tsm import TSM, AdaFocusTSM, TSMConfig, TSMPlu
 
 @dataclass(frozen=True)
 class ClipOptions:
-    """``scale`` as for adafocus; 8 glance frames (and 12 focus frames for adafocus-tsm) drawn
-    evenly from the fed clip; ``epochs``/``lr`` 0 = the preset's."""
+    """``scale`` as for adafocus; 8 glance frames (and 12 distinct focus frames for
+    adafocus-tsm), each the segment centres of the fed clip, which must hold at least as many
+    frames; ``epochs``/``lr`` 0 = the preset's."""
 
     scale: Scale = "toy"
     glance_frames: int = 8
@@ -52,11 +55,17 @@ class ClipOptions:
 
 @dataclass(frozen=True)
 class AdaFocusTSMOptions(ClipOptions):
-    """``patch`` 0 = the preset's share of the frame side (160/224 at paper scale)."""
+    """``patch`` 0 = the preset's share of the frame side (160/224 at paper scale);
+    ``location``: pi categorical over ``candidates`` (the paper's, sec. 4.2) or the public
+    code's Gaussian; ``stage3_sampling`` and ``ppo_epochs`` as for adafocus."""
 
     patch: int = 0
+    candidates: int = 49
+    location: Literal["categorical", "gaussian"] = "categorical"
     policy: Literal["learned", "random", "central", "gaussian"] = "learned"
     reward: Literal["eq7", "confidence", "increments"] = "eq7"
+    stage3_sampling: Literal["sample", "argmax"] = "sample"
+    ppo_epochs: int = PPO_EPOCHS
 
 
 def build_and_train(
@@ -102,7 +111,8 @@ class ClipMethod(Method):
         """The trained network (built, or loaded from the checkpoint cache)."""
 
     def _train(self, model: nn.Module, clips: TrainClips, device: str) -> None:
-        options = train_options(self.config, self.seed, device)
+        steps = steps_per_epoch(clips, self.config.batch)
+        options = train_options(self.config, self.seed, device, steps)
         train_supervised(model, clips.batches(self.config.batch, self.seed), options)
 
     @abc.abstractmethod
@@ -142,12 +152,16 @@ class ClipMethod(Method):
 
 
 def evenly(video: torch.Tensor, wanted: int) -> torch.Tensor:
-    """``wanted`` evenly spaced frames of (B, T, ...) clips (the training code's choice)."""
+    """``wanted`` segment-centre frames of (B, T, ...) clips (the training code's choice)."""
     return video[:, frame_indices(video.shape[1], wanted).to(video.device)]
 
 
 def tsm_config(options: ClipOptions, workspace: Workspace, patch: int = 0) -> TSMConfig:
+    """The TSM family's networks for ``options`` at the preset's scale."""
     preset = PRESETS[options.scale]
+    policy = {}
+    if isinstance(options, AdaFocusTSMOptions):
+        policy = {"num_candidates": options.candidates, "location_policy": options.location}
     return TSMConfig(
         num_classes=workspace.num_classes,
         glance_frames=options.glance_frames,
@@ -157,6 +171,8 @@ def tsm_config(options: ClipOptions, workspace: Workspace, patch: int = 0) -> TS
         global_width=preset["global_width"],
         local_arch=preset["local_arch"],
         hidden=preset["hidden"],
+        dropout=preset["dropout"],
+        **policy,
     )
 
 
@@ -213,14 +229,18 @@ class AdaFocusTSMMethod(ClipMethod):
     def _build(self, workspace: Workspace) -> nn.Module:
         c = self.config
         side = min(frame_size(workspace))
-        patch = c.patch or int(round(side * (160 / 224 if c.scale == "paper" else 3 / 7) / 8) * 8)
+        share = {"paper": 160 / 224, "mini": PRESETS["mini"]["patch_ratio"]}.get(c.scale, 3 / 7)
+        patch = c.patch or int(round(side * share / 8) * 8)
         config = tsm_config(c, workspace, patch)
         key = {"network": asdict(config), "options": asdict(c)}
         return build_and_train(self, workspace, AdaFocusTSM(config), key, self._train)
 
     def _train(self, model: nn.Module, clips: TrainClips, device: str) -> None:
         c = self.config
-        options = train_options(c, self.seed, device, policy_kind=c.policy, reward=c.reward)
+        options = train_options(
+            c, self.seed, device, steps_per_epoch(clips, c.batch), policy_kind=c.policy,
+            reward=c.reward,
+        )
         train_adafocus_tsm(model, clips.batches(c.batch, self.seed), options)
 
     def video_logits(self, video: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
@@ -264,14 +284,16 @@ class OnlineBaseline(Method):
         self.seed = workspace.seed
         preset = PRESETS[config.scale]
         network = BaselineConfig(
-            num_classes=workspace.num_classes, arch=preset["local_arch"], hidden=preset["hidden"]
+            num_classes=workspace.num_classes, arch=preset["local_arch"], hidden=preset["hidden"],
+            dropout=preset["dropout"],
         )
         key = {"network": asdict(network), "options": asdict(config)}
         self.model = build_and_train(self, workspace, self.network(network), key, self._train)
         self.start(VideoInfo("", 0, 0, 0, 0.0))
 
     def _train(self, model: nn.Module, clips: TrainClips, device: str) -> None:
-        options = train_options(self.config, self.seed, device)
+        steps = steps_per_epoch(clips, self.config.batch)
+        options = train_options(self.config, self.seed, device, steps)
         train_supervised(model, clips.batches(self.config.batch, self.seed), options)
 
     def modules(self) -> dict[str, nn.Module]:

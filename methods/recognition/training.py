@@ -19,14 +19,26 @@ with b_t e_L (Eq. 9); pi's reward is computed as above with f_L run (whether or 
 PPO (public code, docs/reference-notes.md §6a): discounted returns R_t = r_t + gamma R_{t+1}
 (gamma 0.7) normalised over the batch, advantage R - V (critic head, detached), loss
 -min(ratio A, clip(ratio, 1 +- 0.2) A) + 0.5 MSE(V, R) - 0.01 entropy, Adam 3e-4, K epochs
-over each batch's episode (1 by default: ratio = 1, the clip inactive, as the public code).
-Stage III: f_L and f_C (or f_C only) fine-tuned with Eq. 5, pi fixed and argmax (the paper
-samples from pi; ``sample_finetune`` does that); AdaFocus+ samples b_t from pi'.
+over each batch's episode: K = ``PPO_EPOCHS`` = 3 by default (the paper solves Eq. 6 with
+"the off-the-shelf PPO" [34], whose Atari setting, the discrete-action one, runs 3 epochs per
+batch, so the clip acts from the second epoch on); K = 1 is the public code's (ratio = 1,
+the clip never acts: a plain actor-critic step).
+Stage III: f_L and f_C (or f_C only) fine-tuned with Eq. 5, pi fixed; patches are sampled
+from pi as sec. 3.2 says (``sample_finetune``, the default) or taken at its argmax as the
+public code does (``training=False`` in its stage 3); AdaFocus+ samples b_t from pi'.
+AdaFocus-TSM (sec. 4.2: "the architecture of the policy network and the training algorithm
+remain unchanged"): pi runs over the 8 glance frames and its last step gives a categorical
+distribution over the candidate grid (one patch per video), trained by the same PPO with one
+step per video; ``location_policy="gaussian"`` is the public Sth-Sth code's continuous
+Gaussian location instead.
+Learning rate: constant (the default), or ``lr_schedule="cosine"``: a linear warm-up over the
+first 10 % of a stage's steps, then a cosine decay to 0 (needs ``steps_per_epoch``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, get_args
@@ -45,6 +57,9 @@ from vidbench.methods.recognition.policies import (
 from vidbench.methods.recognition.tsm import LOCATION_STD, AdaFocusTSM
 
 RewardKind = Literal["eq7", "confidence", "increments"]
+ScheduleKind = Literal["constant", "cosine"]
+PPO_EPOCHS = 3  # the off-the-shelf PPO's K (Schulman et al. 2017, Atari); the public code: 1
+WARMUP_SHARE = 0.1
 Batch = tuple[torch.Tensor, torch.Tensor]
 Batches = Iterable[Batch] | Callable[[], Iterable[Batch]]
 Logs = dict[str, list[float]]
@@ -53,13 +68,14 @@ NORMALISE_EPS = 1e-5
 
 @dataclass(frozen=True)
 class PPOOptions:
-    """PPO settings of the public AdaFocus code (docs/reference-notes.md §6a)."""
+    """PPO settings of the public AdaFocus code (docs/reference-notes.md §6a), except ``epochs``
+    (K updates per batch): 3, the off-the-shelf PPO's, where the public code runs 1."""
 
     lr: float = 3e-4
     betas: tuple[float, float] = (0.9, 0.999)
     gamma: float = 0.7
     clip: float = 0.2
-    epochs: int = 1
+    epochs: int = PPO_EPOCHS
     value_coef: float = 0.5
     entropy_coef: float = 0.01
     normalise_returns: bool = True
@@ -69,7 +85,9 @@ class PPOOptions:
 class TrainOptions:
     """Epochs per stage (I, II, III; ``epochs`` for ``train_supervised``), Adam settings (stage
     III uses ``lr * finetune_lr_scale``), Table 5 variants (``policy_kind``, ``reward``), lambda
-    of Eq. 10 (``skip_lambda``), stage III on f_C only (``finetune_local=False``)."""
+    of Eq. 10 (``skip_lambda``), stage III on f_C only (``finetune_local=False``), stage III's
+    patches sampled from pi (``sample_finetune``, sec. 3.2) or at its argmax, and the learning
+    rate schedule (``lr_schedule``; cosine needs ``steps_per_epoch``)."""
 
     stage_epochs: tuple[int, int, int] = (1, 1, 1)
     epochs: int = 1
@@ -86,11 +104,19 @@ class TrainOptions:
     skip_lambda: float = 1e-6
     glance_aux: float = 0.0
     finetune_local: bool = True
-    sample_finetune: bool = False
+    sample_finetune: bool = True
     progress: bool = True
+    lr_schedule: ScheduleKind = "constant"
+    steps_per_epoch: int = 0
     ppo: PPOOptions = field(default_factory=PPOOptions)
 
     def __post_init__(self) -> None:
+        if self.lr_schedule not in get_args(ScheduleKind):
+            raise ValueError(f"adafocus: lr_schedule {self.lr_schedule!r} is unknown")
+        if self.lr_schedule == "cosine" and self.steps_per_epoch < 1:
+            raise ValueError("adafocus: lr_schedule='cosine' needs steps_per_epoch >= 1")
+        if self.ppo.epochs < 1:
+            raise ValueError(f"adafocus: PPO needs at least one epoch, got {self.ppo.epochs}")
         if self.policy_kind not in get_args(PolicyKind):
             raise ValueError(f"adafocus: policy_kind {self.policy_kind!r} is unknown")
         if self.reward not in get_args(RewardKind):
@@ -127,12 +153,40 @@ def _set_trainable(modules: Iterable[nn.Module | None], trainable: bool) -> None
             module.requires_grad_(trainable)
 
 
-def _optimise(loss: torch.Tensor, optimiser: torch.optim.Optimizer, clip: float) -> None:
+def _optimise(
+    loss: torch.Tensor,
+    optimiser: torch.optim.Optimizer,
+    clip: float,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+) -> None:
     optimiser.zero_grad()
     loss.backward()
     params = [p for group in optimiser.param_groups for p in group["params"]]
     nn.utils.clip_grad_norm_(params, clip)
     optimiser.step()
+    if scheduler is not None:
+        scheduler.step()
+
+
+def lr_factor(step: int, total: int) -> float:
+    """Warm-up + cosine multiplier of the learning rate at ``step`` of ``total`` steps."""
+    warmup = max(1, round(WARMUP_SHARE * total))
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _scheduler(
+    optimiser: torch.optim.Optimizer, options: TrainOptions, epochs: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The stage's schedule over ``epochs`` epochs (None for a constant rate)."""
+    if options.lr_schedule == "constant":
+        return None
+    steps = options.steps_per_epoch * epochs
+    if options.max_steps is not None:
+        steps = min(options.max_steps, options.steps_per_epoch) * epochs
+    return torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: lr_factor(step, steps))
 
 
 def _adam(
@@ -217,6 +271,7 @@ def train_warmup(
         head.to(options.device)
         params = [*model.parameters(), *(head.parameters() if options.glance_aux > 0 else [])]
         optimiser = _adam(params, options)
+        scheduler = _scheduler(optimiser, options, options.stage_epochs[0])
         for epoch, video, labels in _epochs(batches, options.stage_epochs[0], options, "stage I"):
             batch, steps = video.shape[:2]
             actions = fixed_or_random_actions(
@@ -228,7 +283,7 @@ def train_warmup(
             if options.glance_aux > 0:
                 glance_logits = head(maps.mean(dim=(3, 4)))
                 loss = loss + options.glance_aux * step_cross_entropy(glance_logits, labels)
-            _optimise(loss, optimiser, options.grad_clip)
+            _optimise(loss, optimiser, options.grad_clip, scheduler)
             meter.add(epoch, loss=loss.item())
     return model, meter.logs()
 
@@ -502,6 +557,7 @@ def train_finetune(
     else:
         model.local_cnn.eval()
     optimiser = _adam(model.parameters(), options, options.finetune_lr_scale)
+    scheduler = _scheduler(optimiser, options, options.stage_epochs[2])
     meter = _EpochMeter()
     with _seeded(options, 3) as generator:
         for epoch, video, labels in _epochs(
@@ -512,7 +568,7 @@ def train_finetune(
                 actions, keep = policy_actions(model, maps, options, generator)
             logits = video_logits(model, video, maps, actions, keep)
             loss = step_cross_entropy(logits, labels)
-            _optimise(loss, optimiser, options.grad_clip)
+            _optimise(loss, optimiser, options.grad_clip, scheduler)
             meter.add(epoch, loss=loss.item())
     _set_trainable([model], True)
     return model, meter.logs()
@@ -539,14 +595,25 @@ def _three_stages(
 
 
 def frame_indices(total: int, wanted: int) -> torch.Tensor:
-    """``wanted`` evenly spaced frame indices of ``total`` (repeats when total < wanted)."""
-    return torch.linspace(0, total - 1, wanted).round().long()
+    """``wanted`` distinct frames of a clip of ``total`` sampled frames: the centre frame of
+    each of ``wanted`` equal segments, floor((2k + 1) * total / (2 * wanted)) (TSN's rule, as the
+    loaders sample; all of them when total == wanted). Fewer frames than wanted is an error:
+    repeating frames would count as "more frames" in the GMACs without showing any."""
+    if wanted < 1:
+        raise ValueError(f"cannot take {wanted} frames of a clip")
+    if total < wanted:
+        raise ValueError(
+            f"a clip of {total} frames cannot give {wanted} distinct frames; sample at least "
+            f"{wanted} frames per video (the dataset's 'frames' option)"
+        )
+    return torch.tensor([(2 * k + 1) * total // (2 * wanted) for k in range(wanted)])
 
 
 def split_glance_focus(
     video: torch.Tensor, glance_frames: int, focus_frames: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """AdaFocus-TSM inputs from one clip (B, T, ...): evenly spaced glance and focus frames."""
+    """AdaFocus-TSM inputs from one clip (B, T, ...): the glance frames and the focus frames,
+    each the segment centres of the clip (sec. 4.2: 8 for f_G, 12 distinct ones for f_L)."""
     total = video.shape[1]
     glance = video[:, frame_indices(total, glance_frames).to(video.device)]
     return glance, video[:, frame_indices(total, focus_frames).to(video.device)]
@@ -556,26 +623,42 @@ def _tsm_inputs(model: AdaFocusTSM, video: torch.Tensor) -> tuple[torch.Tensor, 
     return split_glance_focus(video, model.config.glance_frames, model.config.focus_frames)
 
 
+def _tsm_random_location(
+    model: AdaFocusTSM, kind: PolicyKind, batch: int, generator: torch.Generator, std: float
+) -> torch.Tensor:
+    """Stage I / fixed-policy locations (B, 2): a uniform candidate (categorical pi; the
+    paper's RandomCrop over the candidates) or a uniform point (Gaussian pi) for ``learned``,
+    else the fixed policy's continuous location."""
+    if kind == "learned" and model.categorical:
+        index = torch.randint(model.config.num_candidates, (batch,), generator=generator)
+        return model.candidate_location(index).cpu()
+    fixed = "random" if kind == "learned" else kind
+    return fixed_locations(fixed, (batch,), generator, std)
+
+
 def train_tsm_warmup(
     model: AdaFocusTSM, batches: Batches, options: TrainOptions
 ) -> tuple[AdaFocusTSM, Logs]:
     """AdaFocus-TSM supervised stage: glance CNN, focus CNN and classifier on one random
-    location per video (uniform over [0, 1]^2, or the fixed policy's)."""
+    location per video (a uniform candidate, a uniform point for the Gaussian pi, or the
+    fixed policy's)."""
     model.to(options.device).train()
     _set_trainable([model], True)
     _set_trainable([model.policy], False)
     optimiser = _adam(model.parameters(), options)
-    kind = "random" if options.policy_kind == "learned" else options.policy_kind
+    scheduler = _scheduler(optimiser, options, options.stage_epochs[0])
     meter = _EpochMeter()
     with _seeded(options, 1) as generator:
         for epoch, video, labels in _epochs(
             batches, options.stage_epochs[0], options, "TSM stage I"
         ):
             glance, focus = _tsm_inputs(model, video)
-            location = fixed_locations(kind, (video.shape[0],), generator, options.gaussian_std)
+            location = _tsm_random_location(
+                model, options.policy_kind, video.shape[0], generator, options.gaussian_std
+            )
             logits = model(glance, focus, location=location.to(video.device))["logits"]
             loss = F.cross_entropy(logits, labels)
-            _optimise(loss, optimiser, options.grad_clip)
+            _optimise(loss, optimiser, options.grad_clip, scheduler)
             meter.add(epoch, loss=loss.item())
     return model, meter.logs()
 
@@ -590,21 +673,53 @@ def _tsm_reward(
     reward: RewardKind,
 ) -> torch.Tensor:
     """One-step reward (B,): confidence at the chosen location, minus that at one uniform
-    random location for ``eq7``."""
+    random location (a uniform candidate for the categorical pi) for ``eq7``."""
     confidence = _confidence(model.focus(focus, location, glance_features), labels)
     if reward == "confidence":
         return confidence
     if reward != "eq7":
         raise ValueError("adafocus-tsm: one location per video has no 'increments' reward")
-    random_location = torch.rand(location.shape, generator=generator).to(location.device)
+    if model.categorical:
+        index = torch.randint(model.config.num_candidates, location.shape[:1], generator=generator)
+        random_location = model.candidate_location(index)
+    else:
+        random_location = torch.rand(location.shape, generator=generator)
+    random_location = random_location.to(location.device)
     return confidence - _confidence(model.focus(focus, random_location, glance_features), labels)
+
+
+def _tsm_distribution(model: AdaFocusTSM, output: torch.Tensor) -> torch.distributions.Distribution:
+    """pi's distribution from its last actor output: categorical over the candidates, or the
+    Gaussian around the sigmoid mean (std ``LOCATION_STD``, independent axes)."""
+    if model.categorical:
+        return _categorical(output)
+    mean = torch.sigmoid(output)
+    return torch.distributions.Independent(
+        torch.distributions.Normal(mean, torch.full_like(mean, LOCATION_STD)), 1
+    )
+
+
+def _tsm_sample(
+    model: AdaFocusTSM, output: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """An action drawn from pi with ``generator`` (candidate index, or raw Gaussian location)
+    and the location (B, 2) it crops at (the Gaussian's clipped to [0, 1])."""
+    if model.categorical:
+        probs = output.softmax(dim=1).cpu()
+        action = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(output.device)
+        return action, model.candidate_location(action)
+    mean = torch.sigmoid(output)
+    noise = torch.randn(mean.shape, generator=generator).to(mean.device)
+    action = mean + LOCATION_STD * noise
+    return action, action.clamp(0.0, 1.0)
 
 
 def train_tsm_policy(
     model: AdaFocusTSM, batches: Batches, options: TrainOptions
 ) -> tuple[AdaFocusTSM, Logs]:
-    """AdaFocus-TSM policy stage: PPO with a Gaussian location (std 0.25, clipped to [0, 1]),
-    one step per video, backbones and classifier frozen."""
+    """AdaFocus-TSM policy stage: the same PPO as AdaFocus with one step per video (a
+    candidate drawn from pi's categorical distribution, or a Gaussian location), backbones
+    and classifier frozen."""
     if options.policy_kind != "learned":
         raise ValueError(f"adafocus-tsm: policy stage with policy_kind={options.policy_kind!r}")
     model.to(options.device).eval()
@@ -621,24 +736,23 @@ def train_tsm_policy(
             glance, focus = _tsm_inputs(model, video)
             with torch.no_grad():
                 maps = model.glance_maps(glance)
-                mean, _ = model.policy_mean(maps)
-                noise = torch.randn(mean.shape, generator=generator).to(mean.device)
-                action = mean + LOCATION_STD * noise
-                old_log_probs = _location_dist(mean).log_prob(action).sum(dim=1)
+                output, _ = model.policy_output(maps)
+                action, location = _tsm_sample(model, output, generator)
+                old_log_probs = _tsm_distribution(model, output).log_prob(action)
                 rewards = _tsm_reward(
-                    model, focus, maps.mean(dim=(1, 3, 4)), action.clamp(0.0, 1.0), labels,
+                    model, focus, maps.mean(dim=(1, 3, 4)), location, labels,
                     generator, options.reward,
                 )
             returns = discounted_returns(rewards[:, None], 0.0, options.ppo.normalise_returns)
             for _ in range(options.ppo.epochs):
-                mean, hidden = model.policy_mean(maps)
-                dist = _location_dist(mean)
+                output, hidden = model.policy_output(maps)
+                dist = _tsm_distribution(model, output)
                 loss = ppo_loss(
-                    dist.log_prob(action).sum(dim=1),
+                    dist.log_prob(action),
                     old_log_probs,
                     model.policy.value(hidden),
                     returns[:, 0],
-                    dist.entropy().sum(dim=1),
+                    dist.entropy(),
                     options.ppo,
                 )
                 _optimise(loss, optimiser, options.grad_clip)
@@ -647,14 +761,11 @@ def train_tsm_policy(
     return model, meter.logs()
 
 
-def _location_dist(mean: torch.Tensor) -> torch.distributions.Normal:
-    return torch.distributions.Normal(mean, torch.full_like(mean, LOCATION_STD))
-
-
 def train_tsm_finetune(
     model: AdaFocusTSM, batches: Batches, options: TrainOptions
 ) -> tuple[AdaFocusTSM, Logs]:
-    """AdaFocus-TSM last stage: classifier (and focus CNN) on pi's mean location, pi fixed."""
+    """AdaFocus-TSM last stage: classifier (and focus CNN) with pi fixed, its location sampled
+    (``sample_finetune``, sec. 3.2) or its test-time choice."""
     model.to(options.device).train()
     _set_trainable([model], False)
     model.glance.eval()
@@ -664,6 +775,7 @@ def train_tsm_finetune(
     else:
         model.backbone.eval()
     optimiser = _adam(model.parameters(), options, options.finetune_lr_scale)
+    scheduler = _scheduler(optimiser, options, options.stage_epochs[2])
     meter = _EpochMeter()
     with _seeded(options, 3) as generator:
         for epoch, video, labels in _epochs(
@@ -675,7 +787,7 @@ def train_tsm_finetune(
                 location = _tsm_location(model, maps, options, generator)
             logits = model.focus(focus, location, maps.mean(dim=(1, 3, 4)))
             loss = F.cross_entropy(logits, labels)
-            _optimise(loss, optimiser, options.grad_clip)
+            _optimise(loss, optimiser, options.grad_clip, scheduler)
             meter.add(epoch, loss=loss.item())
     _set_trainable([model], True)
     return model, meter.logs()
@@ -684,8 +796,12 @@ def train_tsm_finetune(
 def _tsm_location(
     model: AdaFocusTSM, maps: torch.Tensor, options: TrainOptions, generator: torch.Generator
 ) -> torch.Tensor:
-    """pi's mean location, or the fixed policy's, (B, 2) on the maps' device."""
+    """Stage III's location (B, 2) on the maps' device: drawn from pi (``sample_finetune``),
+    pi's test-time choice, or the fixed policy's."""
     if options.policy_kind == "learned":
+        if options.sample_finetune:
+            output, _ = model.policy_output(maps)
+            return _tsm_sample(model, output, generator)[1]
         return model.policy_mean(maps)[0]
     location = fixed_locations(options.policy_kind, (maps.shape[0],), generator,
                                options.gaussian_std)
@@ -716,10 +832,11 @@ def train_supervised(
     model.to(options.device).train()
     _set_trainable([model], True)
     optimiser = _adam(model.parameters(), options)
+    scheduler = _scheduler(optimiser, options, options.epochs)
     meter = _EpochMeter()
     with _seeded(options, 0):
         for epoch, video, labels in _epochs(batches, options.epochs, options, "supervised"):
             loss = step_cross_entropy(_model_logits(model, video), labels)
-            _optimise(loss, optimiser, options.grad_clip)
+            _optimise(loss, optimiser, options.grad_clip, scheduler)
             meter.add(epoch, loss=loss.item())
     return model.eval(), meter.logs()

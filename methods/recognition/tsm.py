@@ -11,11 +11,14 @@ Table 3 models (frames at 224x224, classifier = linear, frame-wise predictions a
   concatenated into one linear classifier (35.1).
 - ``adafocus-tsm``: MobileNetV2-TSM glances at 8 frames; pi aggregates all 8 and gives ONE
   patch location per video (sec. 4.2); ResNet-50-TSM runs on 12 PxP patches cut there
-  (P = 144 / 160 / 176: 23.5 / 27.5 / 33.7). The location is continuous, as in the public
-  Sth-Sth code (sigmoid mean of a Gaussian, std 0.25, sampled and clipped to [0, 1] in
-  training; the mean at test). The classifier sees, for each of the 12 focus frames, [glance
-  features averaged over the 8 glance frames, its e_L]; the paper does not say how 8 glance
-  and 12 focus features are paired, this is our choice.
+  (P = 144 / 160 / 176: 23.5 / 27.5 / 33.7). The paper keeps pi's architecture and training
+  (sec. 4.2), so by default pi's last step gives a categorical distribution over the 7x7
+  candidate grid (sampled in training, argmax at test), one patch per video
+  (``location_policy="categorical"``). ``location_policy="gaussian"`` is the public Sth-Sth
+  code's continuous location (sigmoid mean of a Gaussian, std 0.25, sampled and clipped to
+  [0, 1] in training; the mean at test). The classifier sees, for each of the 12 focus
+  frames, [glance features averaged over the 8 glance frames, its e_L]; the paper does not say
+  how 8 glance and 12 focus features are paired, this is our choice.
 
 Measured with FlopCounterMode (batch 1): 32.70, 35.10, 23.57, 27.51, 33.76 GMACs against the
 paper's 32.7, 35.1, 23.5, 27.5, 33.7 (all within 0.3%). P = 144 and 176 are not multiples of
@@ -26,6 +29,7 @@ than 4.09 * (P/224)^2 (1.760 vs 1.690 at 144), which is what the paper's numbers
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -35,6 +39,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from vidbench.methods.recognition.adafocus import (
     HIDDEN,
     RecurrentPolicy,
+    candidate_grid,
     crop_patches,
     feature_grid,
     global_channels,
@@ -44,6 +49,7 @@ from vidbench.methods.recognition.adafocus import (
 
 SHIFT_DIV = 8
 LOCATION_STD = 0.25
+LocationPolicy = Literal["categorical", "gaussian"]
 
 
 def temporal_shift(x: torch.Tensor, frames: int, fold_div: int = SHIFT_DIV) -> torch.Tensor:
@@ -97,8 +103,9 @@ def mobilenet_v2_tsm(frames: int, width: float = 1.0) -> nn.Module:
 
 @dataclass(frozen=True)
 class TSMConfig:
-    """Table 3: 8 glance frames, 12 focus frames, patch P (AdaFocus-TSM only); the backbone
-    options shrink the networks for CPU-scale runs (defaults are the paper's)."""
+    """Table 3: 8 glance frames, 12 focus frames, patch P, pi over ``num_candidates`` (or a
+    Gaussian location, ``location_policy``; AdaFocus-TSM only); the backbone options shrink
+    the networks for CPU-scale runs (defaults are the paper's)."""
 
     num_classes: int = 174
     glance_frames: int = 8
@@ -109,6 +116,16 @@ class TSMConfig:
     global_width: float = 1.0
     local_arch: str = "resnet50"
     hidden: int = HIDDEN
+    num_candidates: int = 49
+    location_policy: LocationPolicy = "categorical"
+
+    def __post_init__(self) -> None:
+        if self.location_policy not in ("categorical", "gaussian"):
+            raise ValueError(
+                f"adafocus-tsm: location_policy {self.location_policy!r} is not 'categorical' "
+                "or 'gaussian'"
+            )
+        candidate_grid(self.num_candidates)
 
 
 class TSM(nn.Module):
@@ -150,15 +167,22 @@ class TSMPlus(nn.Module):
 
 
 class AdaFocusTSM(nn.Module):
-    """``adafocus-tsm`` (sec. 4.2): one continuous patch location per video from pi over the
-    glance frames, ResNet-50-TSM on the focus frames' patches."""
+    """``adafocus-tsm`` (sec. 4.2): one patch location per video from pi over the glance frames
+    (a grid candidate, or a continuous Gaussian location), ResNet-50-TSM on the focus frames'
+    patches."""
 
     def __init__(self, config: TSMConfig) -> None:
         super().__init__()
         self.config = config
         channels = global_channels(config.global_width)
         self.glance = mobilenet_v2_tsm(config.glance_frames, config.global_width)
-        self.policy = RecurrentPolicy(2, feature_grid(config.frame_size), channels, config.hidden)
+        outputs = config.num_candidates if self.categorical else 2
+        self.policy = RecurrentPolicy(
+            outputs, feature_grid(config.frame_size), channels, config.hidden
+        )
+        self.register_buffer(
+            "candidates", candidate_grid(config.num_candidates).float(), persistent=False
+        )
         self.backbone, local_channels = resnet_tsm(config.focus_frames, config.local_arch)
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(channels + local_channels, config.num_classes)
@@ -168,22 +192,44 @@ class AdaFocusTSM(nn.Module):
         batch, frames = glance_video.shape[:2]
         return self.glance(glance_video.flatten(0, 1)).unflatten(0, (batch, frames))
 
-    def policy_mean(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """pi over all glance maps: the sigmoid location mean (B, 2) and pi's last hidden state."""
+    @property
+    def categorical(self) -> bool:
+        """Whether pi is a categorical distribution over the candidates (the paper's)."""
+        return self.config.location_policy == "categorical"
+
+    def policy_output(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pi over all glance maps (B, T, C, h, w): its last step's actor output (B, n
+        candidate logits, or the 2 pre-sigmoid Gaussian means) and its last hidden state."""
         hidden = None
         for t in range(maps.shape[1]):
             logits, hidden = self.policy(maps[:, t], hidden)
+        return logits, hidden
+
+    def policy_mean(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pi's test-time location (B, 2): the most probable candidate's corner (categorical)
+        or the sigmoid mean (Gaussian); and pi's last hidden state."""
+        logits, hidden = self.policy_output(maps)
+        if self.categorical:
+            return self.candidates[logits.argmax(dim=1)], hidden
         return torch.sigmoid(logits), hidden
 
+    def candidate_location(self, index: torch.Tensor) -> torch.Tensor:
+        """Normalised (row, col) corners (B, 2) of candidate indices (B,)."""
+        return self.candidates[index.to(self.candidates.device)]
+
     def locate(self, glance_video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """pi over all glance frames: normalised (row, col) location (B, 2) and the glance
-        features averaged over frames (B, 1280)."""
+        """pi over all glance frames: normalised (row, col) location (B, 2), sampled in training
+        mode, and the glance features averaged over frames (B, 1280)."""
         maps = self.glance_maps(glance_video)
-        mean, _ = self.policy_mean(maps)
-        if self.training:
-            noise = torch.randn_like(mean) * LOCATION_STD
-            return (mean + noise).clamp(0.0, 1.0), maps.mean(dim=(1, 3, 4))
-        return mean, maps.mean(dim=(1, 3, 4))
+        features = maps.mean(dim=(1, 3, 4))
+        if not self.training:
+            return self.policy_mean(maps)[0], features
+        logits, _ = self.policy_output(maps)
+        if self.categorical:
+            index = torch.multinomial(logits.softmax(dim=1), 1).squeeze(1)
+            return self.candidate_location(index), features
+        noise = torch.randn_like(logits) * LOCATION_STD
+        return (torch.sigmoid(logits) + noise).clamp(0.0, 1.0), features
 
     def focus(
         self, focus_video: torch.Tensor, location: torch.Tensor, glance_features: torch.Tensor

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 from vidbench.api import Frame, RecognitionTarget, VideoInfo
+from vidbench.datasets.recognition.sampled_video import TrainAugment
 from vidbench.datasets.recognition.synthaction.world import (
+    AREA_RANGE,
     CLASS_NAMES,
     VISIBILITY_NAMES,
     render_clip,
@@ -38,7 +40,10 @@ TRACK_KEYS = ("label", "boxes", "visibility", "visible_fraction")
 
 @dataclass(frozen=True)
 class SynthActionConfig:
-    """Size of the world; T = 16 frames as the paper samples, 112-pixel square frames."""
+    """Size of the world; T = 16 frames as the paper samples, 112-pixel square frames; the
+    object's square extent is a share in [``min_area``, ``max_area``] of the frame (3-6 % by
+    default); ``train_flip`` mirrors training clips at random (a training augmentation, not
+    part of the rendered data)."""
 
     train_videos: int = 160
     val_videos: int = 80
@@ -48,6 +53,9 @@ class SynthActionConfig:
     fps: int = 25
     crf: int = 20
     seed: int = 0
+    min_area: float = AREA_RANGE[0]
+    max_area: float = AREA_RANGE[1]
+    train_flip: bool = False
 
     def __post_init__(self) -> None:
         if self.train_videos < 1 or self.val_videos < 1:
@@ -66,6 +74,11 @@ class SynthActionConfig:
             raise ValueError(f"fps must be positive, got {self.fps}")
         if self.seed < 0:
             raise ValueError(f"seed must be non-negative, got {self.seed}")
+        if not 0 < self.min_area <= self.max_area <= 0.25:
+            raise ValueError(
+                f"object area range [{self.min_area}, {self.max_area}] must satisfy "
+                "0 < min_area <= max_area <= 0.25"
+            )
 
 
 def _check_split(split: str) -> None:
@@ -78,9 +91,11 @@ class ActionVideo:
     """An H.264 file of one class, with the object's per-frame ground truth beside it."""
 
     def __init__(
-        self, name: str, video_path: Path, track_path: Path, class_id: int, frames: int, fps: float
+        self, name: str, video_path: Path, track_path: Path, class_id: int, frames: int, fps: float,
+        train_augment: TrainAugment | None = None,
     ) -> None:
         self.name = name
+        self.train_augment = train_augment
         self.video_path = Path(video_path)
         self.track_path = Path(track_path)
         self.class_id = class_id
@@ -150,10 +165,15 @@ class SynthAction:
         self.root = Path(data_root) / self.name / self.fingerprint()
 
     def fingerprint(self) -> str:
-        """Identifies the generated data: config, generator and encoder settings."""
-        identity = {
-            "config": asdict(self.config), "generator": GENERATOR_VERSION, "x264": X264_PARAMS
-        }
+        """Identifies the generated data: config (less ``train_flip``, which renders nothing, and
+        the area bounds where they are the default, so older caches stay valid), generator and
+        encoder settings."""
+        config = asdict(self.config)
+        config.pop("train_flip")
+        for key, default in (("min_area", AREA_RANGE[0]), ("max_area", AREA_RANGE[1])):
+            if config[key] == default:
+                config.pop(key)
+        identity = {"config": config, "generator": GENERATOR_VERSION, "x264": X264_PARAMS}
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
     def describe(self) -> dict:
@@ -213,7 +233,7 @@ class SynthAction:
     def _render(self, name: str, seed: int, label: int) -> dict:
         """Render, encode and annotate one video; its manifest entry."""
         c = self.config
-        clip = render_clip(seed, label, c.height, c.width, c.frames)
+        clip = render_clip(seed, label, c.height, c.width, c.frames, (c.min_area, c.max_area))
         video, track = self._files(name)
         encode_h264(clip.frames, video, fps=c.fps, crf=c.crf)
         np.savez_compressed(
@@ -236,8 +256,9 @@ class SynthAction:
         _check_split(name)
         self.prepare()
         c = self.config
+        augment = TrainAugment(flip=True) if name == "train" and c.train_flip else None
         return [
-            ActionVideo(video, *self._files(video), label, c.frames, float(c.fps))
+            ActionVideo(video, *self._files(video), label, c.frames, float(c.fps), augment)
             for video, _, label in self._videos()
             if video.startswith(f"{name}_")
         ]

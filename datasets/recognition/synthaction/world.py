@@ -273,14 +273,20 @@ def _look(rng: np.random.Generator, label: int) -> _Look:
     )
 
 
-def render_clip(seed: int, label: int, height: int, width: int, frames: int) -> ActionClip:
-    """A deterministic video of class ``label`` with the object's per-frame ground truth."""
+def render_clip(
+    seed: int, label: int, height: int, width: int, frames: int,
+    area: tuple[float, float] = AREA_RANGE,
+) -> ActionClip:
+    """A deterministic video of class ``label`` with the object's per-frame ground truth;
+    ``area`` is the range of the object's square extent as a share of the frame."""
     if not 0 <= label < len(CLASSES):
         raise ValueError(f"label {label} is not a class id in 0..{len(CLASSES) - 1}")
+    if not 0 < area[0] <= area[1] <= 0.25:
+        raise ValueError(f"object area range {area} must satisfy 0 < min <= max <= 0.25")
     rng = np.random.default_rng(seed)
     size = (height, width)
     unit = min(height, width) / 112
-    half = float(np.sqrt(rng.uniform(*AREA_RANGE) * height * width)) / 2
+    half = float(np.sqrt(rng.uniform(*area) * height * width)) / 2
     margin = int(np.ceil(0.12 * max(height, width)))
     canvas = textured_panorama(rng, height + 2 * margin, width + 2 * margin).astype(np.float32)
     _paint_distractors(rng, canvas, half)

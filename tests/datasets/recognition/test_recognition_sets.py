@@ -18,6 +18,7 @@ from vidbench.api import DataError, RecognitionTarget
 from vidbench.datasets.recognition.sampled_video import (
     Preprocess,
     RecognitionVideo,
+    TrainAugment,
     VideoFile,
     centre_indices,
     resize_crop,
@@ -275,7 +276,7 @@ def test_minik_label_disagrees_with_class_folder(tmp_path: Path) -> None:
 def test_sth_v1_label_orders_and_folder_frame_counts(tmp_path: Path) -> None:
     root = make_sth_v1(tmp_path)
     ordered = _open(SomethingV1, root, tmp_path)
-    assert ordered.config.frames == 4 and SomethingV1Config().frames == 8
+    assert ordered.config.frames == 4 and SomethingV1Config().frames == 24
     assert ordered.class_names == tuple(sorted(V1_TEMPLATES))
     videos = ordered.split("val")
     # sorted ids: Approaching 0, Holding 1, Pushing 2
@@ -305,7 +306,7 @@ def test_sth_v2_webm_bracketed_templates(tmp_path: Path) -> None:
     assert [(v.name, v.label(None).primary) for v in videos] == [("201", 2), ("202", 0)]
     assert videos[0].frame(0).image.shape == (3, 16, 16)
     _assert_sampled(videos[0], (1, 3, 5, 7), tol=6)  # 9 decoded frames: 1.125, 3.375, ...
-    assert SomethingConfig().frames == 8
+    assert SomethingConfig().frames == 24 and not SomethingConfig().flip
 
 
 def test_sth_v2_unknown_template_and_bad_labels_json(tmp_path: Path) -> None:
@@ -389,3 +390,25 @@ def test_root_from_environment_and_registry(
         assert DATASETS.get(name) is cls and cls.name == name and cls.tasks == ("recognition",)
     config = parse_config(SomethingV1.Config, {"label_order": "csv", "frames": "12"}, "sth-sth-v1")
     assert (config.label_order, config.frames, config.crop) == ("csv", 12, 224)
+
+
+# ---- training augmentation (AdaFocus sec. 4.1)
+
+
+def test_train_split_carries_the_papers_augmentation(tmp_path: Path) -> None:
+    dataset = _open(ActivityNet, make_activitynet(tmp_path), tmp_path)
+    train, val = dataset.split("train"), dataset.split("val")
+    assert dataset.config.resize_mode == "square"  # test frames: 256x256, centre 224
+    augment = train[0].train_augment
+    assert augment == TrainAugment((1.0, 0.875, 0.75, 0.66), 16, True)
+    assert all(v.train_augment is None for v in val)
+    frames = train[0].augment_frames()
+    assert frames.shape == (4, 20, 20, 3) and frames.dtype == np.uint8  # resize x resize
+    assert train[0].frame(0).image.shape == (3, 16, 16)  # the test transform is unchanged
+    off = _open(ActivityNet, make_activitynet(tmp_path / "b"), tmp_path / "b", train_augment=False)
+    assert off.split("train")[0].train_augment is None
+
+
+def test_sth_sth_trains_without_flips(tmp_path: Path) -> None:
+    dataset = _open(SomethingV1, make_sth_v1(tmp_path), tmp_path)
+    assert dataset.split("train")[0].train_augment.flip is False

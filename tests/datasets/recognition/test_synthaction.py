@@ -3,17 +3,23 @@ the class, hidden or blurred in some frames, encoded to real H.264."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
 from collections import Counter
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from vidbench.api import DataError, RecognitionTarget
-from vidbench.datasets.recognition.synthaction.dataset import SynthAction, SynthActionConfig
+from vidbench.datasets.recognition.synthaction.dataset import (
+    GENERATOR_VERSION,
+    SynthAction,
+    SynthActionConfig,
+)
 from vidbench.datasets.recognition.synthaction.world import (
     ABSENT,
     BLURRED,
@@ -22,6 +28,7 @@ from vidbench.datasets.recognition.synthaction.world import (
     VISIBLE,
     render_clip,
 )
+from vidbench.datasets.video.codec import X264_PARAMS
 from vidbench.registry import DATASETS
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -180,3 +187,28 @@ def test_registry_and_config_errors() -> None:
         SynthActionConfig(val_videos=0)
     with pytest.raises(ValueError, match="Unknown split 'test'"):
         SynthAction(SMALL, Path("/nonexistent")).labels("test")
+
+
+def test_object_area_option_and_fingerprint() -> None:
+    large = [render_clip(seed, seed % len(CLASSES), 64, 64, 4, (0.08, 0.12)) for seed in range(8)]
+    boxes = np.concatenate([c.boxes for c in large])
+    area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1) / 64**2
+    assert 0.07 < area.mean() < 0.13
+    with pytest.raises(ValueError, match="area"):
+        SynthActionConfig(min_area=0.1, max_area=0.05)
+    # the default area and train_flip leave the fingerprint as it was before they existed
+    base = SynthAction(SMALL, Path("/nonexistent"))
+    legacy = {k: v for k, v in asdict(SMALL).items() if k not in ("min_area", "max_area", "train_flip")}
+    identity = {"config": legacy, "generator": GENERATOR_VERSION, "x264": X264_PARAMS}
+    expected = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    assert base.fingerprint() == expected
+    flipped = SynthAction(replace(SMALL, train_flip=True), Path("/nonexistent"))
+    assert flipped.fingerprint() == expected
+    assert SynthAction(replace(SMALL, max_area=0.1), Path("/x")).fingerprint() != expected
+
+
+def test_train_flip_is_declared_on_train_videos_only(dataset: SynthAction) -> None:
+    flipped = SynthAction(replace(SMALL, train_flip=True), dataset.root.parent.parent)
+    assert all(v.train_augment.flip and not v.train_augment.scales for v in flipped.split("train"))
+    assert all(v.train_augment is None for v in flipped.split("val"))
+    assert all(v.train_augment is None for v in dataset.split("train"))
