@@ -10,7 +10,6 @@ rather than PPO."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -44,14 +43,6 @@ from vidbench.methods.recognition.tsm import TSM, AdaFocusTSM, TSMConfig, TSMPlu
 COLOURS = torch.tensor([[1.0, 0.1, 0.1], [0.1, 1.0, 0.1], [0.1, 0.1, 1.0], [1.0, 1.0, 0.1]])
 SIZE, PATCH, SQUARE, FRAMES, JITTER = 48, 24, 12, 4, 8
 CLASSES = len(COLOURS)
-
-
-@pytest.fixture(autouse=True)
-def _threads() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def toy_videos(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

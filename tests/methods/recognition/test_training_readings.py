@@ -5,7 +5,6 @@ demo's ``resnet10-mini`` and the training augmentation of the clips."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -24,14 +23,6 @@ from vidbench.methods.recognition.training import (
 from vidbench.methods.recognition.tsm import AdaFocusTSM, TSMConfig
 
 CLASSES, SIZE = 3, 48
-
-
-@pytest.fixture(autouse=True)
-def _threads() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_focus_frames_are_distinct_segment_centres() -> None:
