@@ -28,6 +28,21 @@ def descend(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> float:
     return loss.item()
 
 
+_PARTITIONS: dict[int, tuple[Sequence[VideoSource], list, list]] = {}
+
+
+def _stills_and_videos(videos: Sequence[VideoSource]) -> tuple[list, list]:
+    """One-frame sources and the others, split once per source list (a training loop draws
+    from the same list every step; ImageNet VID's has 57 k entries)."""
+    cached = _PARTITIONS.get(id(videos))
+    if cached is None or cached[0] is not videos:
+        stills = [v for v in videos if v.info.num_frames == 1]
+        cached = (videos, stills, [v for v in videos if v.info.num_frames > 1])
+        _PARTITIONS.clear()  # one list at a time: no stale references kept
+        _PARTITIONS[id(videos)] = cached
+    return cached[1], cached[2]
+
+
 def sample_labelled(
     rng: np.random.Generator, videos: Sequence[VideoSource]
 ) -> tuple[VideoSource, int]:
@@ -35,8 +50,7 @@ def sample_labelled(
     images (one-frame sources: ImageNet DET beside VID), a draw picks videos or stills at 1 : 1
     and then a source uniformly within them (seed 001 sec. 4.1: "sampled from either ImageNet
     VID or ImageNet DET at 1 : 1 ratio"); otherwise a source uniformly."""
-    stills = [v for v in videos if v.info.num_frames == 1]
-    moving = [v for v in videos if v.info.num_frames > 1]
+    stills, moving = _stills_and_videos(videos)
     pool = videos
     if stills and moving:
         pool = stills if rng.random() < 0.5 else moving
