@@ -8,7 +8,7 @@ TABLE5 := adafocus:policy=random,adafocus:policy=central,adafocus:policy=gaussia
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 SEED_NET := layers=3-4-23-3:width=64:expansion=4:deformable=true:recipe=paper
-.PHONY: speed-paper speed-paper-gpu reproduce-cityscapes reproduce-camvid reproduce-synthcity-paper-scale setup demo demo-segmentation demo-segmentation-full demo-detection demo-detection-full demo-detection-fig6 demo-recognition demo-recognition-tables demo-recognition-full test regress report motion clean
+.PHONY: speed-paper speed-paper-gpu reproduce-cityscapes reproduce-camvid reproduce-synthcity-paper-scale setup demo demo-segmentation demo-segmentation-full demo-detection demo-detection-full demo-detection-fig6 demo-recognition demo-recognition-tables demo-recognition-seeds demo-recognition-full test regress report motion clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -67,11 +67,12 @@ demo-recognition: setup
 		--methods r50-avg,tsm,adafocus,adafocus-tsm --speed-videos 4 --speed-rounds 3
 	$(BENCH) focus --dataset $(RECOGNITION_DEMO) --methods adafocus:scale=mini
 
-# seed 002's Tables 3-5 and the AdaFocus+ eta sweep on the demo's synthaction and networks: every
-# row at seed 0; Table 3's and Table 4's rows (differences of a few points, where the spread
-# matters) also at seeds 1 and 2; then `bench report --seeds` sets the seeds side by side.
-# Estimated from the demo's runs at 1 thread on a loaded 2-core machine (README): about 3 h
-# there; 45-60 min on 2 idle cores if they are 3-4x faster (not measured).
+# seed 002's Tables 3-5 and the AdaFocus+ eta sweep on the demo's synthaction and networks, every
+# row at seed 0. Rows share what trains alike: Table 5's learned-policy rows (random patches,
+# reward variants) load one stage I, and the eta sweep is one trained AdaFocus+ with rho solved
+# per eta (sec. 3.3). demo-recognition-seeds adds seeds 1 and 2 of the rows whose differences
+# are a few points (Table 3's TSM rows, Table 4), then `bench report --seeds` sets them side by
+# side. Times on 2 idle cores: README, "Recognition (seed 002)".
 TABLE3_SMALL := tsm,tsm+,adafocus-tsm,adafocus-tsm:patch=48
 TABLE4_SMALL := adafocus,adafocus:reuse_global=false
 TABLE5_SMALL := adafocus:reuse_global=false:policy=random,adafocus:reuse_global=false:policy=central,adafocus:reuse_global=false:policy=gaussian,adafocus:reuse_global=false:reward=confidence,adafocus:reuse_global=false:reward=increments
@@ -81,6 +82,8 @@ demo-recognition-tables: setup
 	$(BENCH) compare --preset small --task recognition --dataset $(RECOGNITION_DEMO) \
 		--speed-videos 1 --speed-rounds 1 \
 		--methods $(TABLE3_SMALL),$(TABLE4_SMALL),$(TABLE5_SMALL),$(ETA_SMALL)
+
+demo-recognition-seeds: setup
 	for seed in $(RECOGNITION_SEEDS); do \
 		$(BENCH) compare --preset small --task recognition --dataset $(RECOGNITION_DEMO) \
 			--seed $$seed --speed-videos 1 --speed-rounds 1 \

@@ -171,7 +171,8 @@ class Workspace(Protocol):
 
     ``checkpoint(name, key, build)`` returns a cached file for ``key`` (a JSON-able dict that
     identifies the artefact), calling ``build(path)`` to make it when missing. The harness
-    records every checkpoint handed out, so records name the weights they measured.
+    records every checkpoint handed out, so records name the weights they measured, except an
+    ``intermediate=True`` one: a stage several methods' checkpoints are trained from.
     """
 
     seed: int
@@ -179,7 +180,13 @@ class Workspace(Protocol):
 
     def train_videos(self) -> Sequence[VideoSource]: ...
 
-    def checkpoint(self, name: str, key: dict[str, Any], build: Callable[[Path], None]) -> Path: ...
+    def checkpoint(
+        self,
+        name: str,
+        key: dict[str, Any],
+        build: Callable[[Path], None],
+        intermediate: bool = False,
+    ) -> Path: ...
 
 
 class Method(abc.ABC):

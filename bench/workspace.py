@@ -33,10 +33,18 @@ class HarnessWorkspace:
             self._train = [*self.dataset.split("train"), *(stills() if stills else [])]
         return self._train
 
-    def checkpoint(self, name: str, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
+    def checkpoint(
+        self,
+        name: str,
+        key: dict[str, Any],
+        build: Callable[[Path], None],
+        intermediate: bool = False,
+    ) -> Path:
         """The checkpoint ``name`` keyed by ``key``: built once (one process at a time, under
         a lock), with its SHA-256 beside it; a file that no longer matches its hash (truncated,
-        bit-flipped) is built again, never used."""
+        bit-flipped) is built again, never used. An ``intermediate`` one (a training stage that
+        methods share) is left out of ``used``: records name the weights they measure, and
+        their identity must not depend on which stages the cache already held."""
         digest = record_id({"dataset": self.dataset.fingerprint(), "name": name, **key})
         path = self.cache_dir / f"{name}-{digest}.pt"
         if distributed.is_writer():  # under torchrun rank 0 builds it
@@ -52,8 +60,9 @@ class HarnessWorkspace:
         distributed.barrier()
         if not _intact(path):
             raise RuntimeError(f"checkpoint {path} does not match its recorded SHA-256.")
-        sha = read_json(_hash_file(path), "checkpoint hash")["sha256"][:16]
-        self.used[name] = {"file": path.name, "sha256": sha}
+        if not intermediate:
+            sha = read_json(_hash_file(path), "checkpoint hash")["sha256"][:16]
+            self.used[name] = {"file": path.name, "sha256": sha}
         return path
 
 

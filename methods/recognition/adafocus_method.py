@@ -26,12 +26,20 @@ import torch
 from vidbench.api import Frame, Method, RecognitionPrediction, VideoInfo, Workspace
 from vidbench.methods.recognition.adafocus import AdaFocus, AdaFocusConfig, StreamState, solve_rho
 from vidbench.methods.recognition.policies import choose_fixed
-from vidbench.methods.recognition.train_clips import TrainClips, clip_batch, train_clips
+from vidbench.methods.recognition.train_clips import (
+    EpochBatches,
+    TrainClips,
+    clip_batch,
+    train_clips,
+)
 from vidbench.methods.recognition.training import (
     PPO_EPOCHS,
+    Logs,
     PPOOptions,
     TrainOptions,
     train_adafocus,
+    train_warmup,
+    warmup_key,
 )
 from vidbench.methods.recognition.weights import load_backbone, weights_key
 
@@ -154,6 +162,7 @@ class AdaFocusMethod(Method):
     uses_keyframes = False
     online: ClassVar[bool] = True
     skip_policy: ClassVar[bool] = False
+    inference_only: ClassVar[tuple[str, ...]] = ()  # options that leave the weights unchanged
 
     def __init__(self, config: AdaFocusOptions, workspace: Workspace) -> None:
         super().__init__(config, workspace)
@@ -184,24 +193,31 @@ class AdaFocusMethod(Method):
 
     def _build(self, frame_size: tuple[int, int]) -> tuple[AdaFocus, float | None]:
         """The network for ``frame_size``, trained (or loaded from the checkpoint cache), and
-        AdaFocus+'s threshold rho."""
+        AdaFocus+'s threshold rho (solved for this ``eta`` from the keep probabilities stored
+        with the weights: one trained model serves every eta, as sec. 3.3 varies it)."""
         network = self._network(frame_size)
         model = AdaFocus(network)
+        options = asdict(self.config)
+        for name in self.inference_only:
+            options.pop(name)
         key = {
             "network": asdict(network),
-            "options": asdict(self.config),
+            "options": options,
             "init": weights_key(self.config.global_weights, self.config.local_weights),
             "seed": self.seed,
         }
-        path = self.workspace.checkpoint(self.name, key, lambda out: self._train(model, out))
+        path = self.workspace.checkpoint(
+            self.name, key, lambda out: self._train(model, network, out)
+        )
         saved = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["model"])
-        rho = float(saved["rho"]) if "rho" in saved else None
+        rho = solve_rho(saved["keep_probs"], self.config.eta) if self.skip_policy else None
         return model.eval(), rho
 
-    def _train(self, model: AdaFocus, out: Any) -> None:
-        """The three stages of sec. 3.2 on the train split (on a GPU when there is one);
-        AdaFocus+ also solves rho."""
+    def _train(self, model: AdaFocus, network: AdaFocusConfig, out: Any) -> None:
+        """The three stages of sec. 3.2 on the train split (on a GPU when there is one), stage I
+        from the cache that the rows sharing it (Table 5's policies and rewards) fill once;
+        AdaFocus+ also stores its train frames' keep probabilities, from which rho is solved."""
         clips = train_clips(self.workspace.train_videos())
         c = self.config
         if c.global_weights:
@@ -219,23 +235,50 @@ class AdaFocusMethod(Method):
             skip_lambda=getattr(c, "penalty", 0.0),
             finetune_local=c.stage3 == "local+classifier",
         )
-        train_adafocus(model.to(device), clips.batches(c.batch, self.seed), options)
+        warmup_cache = {
+            "network": asdict(network),
+            "init": weights_key(c.global_weights, c.local_weights),
+            "batch": c.batch,
+            "train": warmup_key(options),
+        }
+        train_adafocus(
+            model.to(device),
+            clips.batches(c.batch, self.seed),
+            options,
+            lambda *args: self._cached_warmup(warmup_cache, *args),
+        )
         model.cpu()
         saved: dict[str, Any] = {"model": model.state_dict()}
         if self.skip_policy:
-            saved["rho"] = self._solve_rho(model, clips)
+            saved["keep_probs"] = self._keep_probabilities(model, clips)
         torch.save(saved, out)
 
-    def _solve_rho(self, model: AdaFocus, clips: TrainClips) -> float:
-        """Sec. 3.3: rho such that the top ``eta`` of the train frames' keep probabilities
-        pass it."""
+    def _cached_warmup(
+        self, key: dict[str, Any], model: AdaFocus, batches: EpochBatches, options: TrainOptions
+    ) -> tuple[AdaFocus, Logs]:
+        """Stage I, trained once per ``key`` and loaded for every row that shares it, with the
+        batches' generator where stage I left it (so the later stages draw what they would
+        have drawn after training it here)."""
+
+        def build(out: Any) -> None:
+            train_warmup(model, batches, options)
+            torch.save({"model": model.state_dict(), "batches": batches.state()}, out)
+
+        path = self.workspace.checkpoint("adafocus-stage1", key, build, intermediate=True)
+        saved = torch.load(path, map_location=options.device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        batches.restore(saved["batches"].cpu())
+        return model.to(options.device).train(), {}
+
+    def _keep_probabilities(self, model: AdaFocus, clips: TrainClips) -> torch.Tensor:
+        """pi' keep probabilities of every train frame (sec. 3.3 solves rho on them)."""
         model.eval()
         with torch.no_grad():
             probs = [
                 model(video, actions=self._fixed_actions(video.shape[:2], None))["keep_prob"]
                 for video, _ in clips.batches(self.config.batch, self.seed, augment=False)()
             ]
-        return solve_rho(torch.cat([p.flatten() for p in probs]), self.config.eta)
+        return torch.cat([p.flatten() for p in probs])
 
     def _fixed_actions(
         self, shape: torch.Size | tuple[int, int], names: Sequence[str] | None
@@ -337,3 +380,4 @@ class AdaFocusPlusMethod(AdaFocusMethod):
     name = "adafocus+"
     Config: ClassVar[type] = AdaFocusPlusOptions
     skip_policy = True
+    inference_only = ("eta",)

@@ -14,7 +14,7 @@ deterministic.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -22,8 +22,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 from vidbench.api import Frame, VideoInfo, VideoSource
-
-Batches = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]
 
 
 class TrainAugment(Protocol):
@@ -106,25 +104,41 @@ class TrainClips:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batches(self, size: int, seed: int, augment: bool = True) -> Batches:
+    def batches(self, size: int, seed: int, augment: bool = True) -> EpochBatches:
         """A callable: each call is one epoch of shuffled float batches (a fresh permutation
         per call, drawn from a generator seeded once), augmented as the dataset declares
         unless ``augment`` is False (then cropping datasets give their centre crop)."""
-        generator = torch.Generator().manual_seed(seed)
+        return EpochBatches(self, size, seed, augment)
 
-        def epoch() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            order = torch.randperm(len(self), generator=generator)
-            for start in range(0, len(order), size):
-                rows = order[start : start + size]
-                clips = self.clips[rows].float() / 255
-                if augment:
-                    clips = augment_clips(clips, self.augment, generator)
-                elif self.augment is not None and self.augment.scales:
-                    clips = centre_crop(clips, self.augment.crop)
-                yield clips, self.labels[rows]
 
-        return epoch
+class EpochBatches:
+    """One shuffled (and augmented) epoch of a ``TrainClips`` per call. Its generator's state is
+    the whole of what earlier epochs leave to later ones, so a stage resumed from a cached
+    checkpoint (``state`` saved with it, ``restore`` on load) sees the batches it would have."""
 
+    def __init__(self, clips: TrainClips, size: int, seed: int, augment: bool) -> None:
+        self.clips, self.size, self.augment = clips, size, augment
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        source = self.clips
+        order = torch.randperm(len(source), generator=self.generator)
+        for start in range(0, len(order), self.size):
+            rows = order[start : start + self.size]
+            clips = source.clips[rows].float() / 255
+            if self.augment:
+                clips = augment_clips(clips, source.augment, self.generator)
+            elif source.augment is not None and source.augment.scales:
+                clips = centre_crop(clips, source.augment.crop)
+            yield clips, source.labels[rows]
+
+    def state(self) -> torch.Tensor:
+        """The generator's state after the epochs drawn so far."""
+        return self.generator.get_state()
+
+    def restore(self, state: torch.Tensor) -> None:
+        """Continue as if the epochs behind ``state`` had been drawn here."""
+        self.generator.set_state(state)
 
 
 def centre_crop(clips: torch.Tensor, crop: int) -> torch.Tensor:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal, get_args
 
 import torch
@@ -63,6 +63,7 @@ WARMUP_SHARE = 0.1
 Batch = tuple[torch.Tensor, torch.Tensor]
 Batches = Iterable[Batch] | Callable[[], Iterable[Batch]]
 Logs = dict[str, list[float]]
+Stage = Callable[[nn.Module, Batches, "TrainOptions"], tuple[nn.Module, Logs]]
 NORMALISE_EPS = 1e-5
 
 
@@ -574,11 +575,30 @@ def train_finetune(
     return model, meter.logs()
 
 
+# TrainOptions fields that only stages II and III read: stage I's result does not depend on them
+LATER_STAGE_FIELDS = (
+    "epochs", "finetune_lr_scale", "reward", "skip_lambda", "finetune_local", "sample_finetune",
+    "progress", "ppo",
+)
+
+
+def warmup_key(options: TrainOptions) -> dict[str, object]:
+    """What stage I's result depends on among ``options``: every field but those only later
+    stages read, its own epochs, and the learned policy's stage I patches as the uniform ones
+    they are (so AdaFocus and its random-policy row share one stage I)."""
+    fields = {k: v for k, v in asdict(options).items() if k not in LATER_STAGE_FIELDS}
+    fields["stage_epochs"] = options.stage_epochs[0]
+    fields["policy_kind"] = "random" if options.policy_kind == "learned" else options.policy_kind
+    return fields
+
+
 def train_adafocus(
-    model: AdaFocus, batches: Batches, options: TrainOptions
+    model: AdaFocus, batches: Batches, options: TrainOptions, warmup: Stage | None = None
 ) -> tuple[AdaFocus, dict[str, Logs]]:
-    """Stages I, II (only for the learned policy) and III of sec. 3.2, in order."""
-    return _three_stages(model, batches, options, (train_warmup, train_policy, train_finetune))
+    """Stages I, II (only for the learned policy) and III of sec. 3.2, in order; ``warmup``
+    replaces stage I (e.g. by one loaded from a cache keyed by ``warmup_key``)."""
+    stages = (warmup or train_warmup, train_policy, train_finetune)
+    return _three_stages(model, batches, options, stages)
 
 
 def _three_stages(

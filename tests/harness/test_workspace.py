@@ -63,3 +63,13 @@ def test_a_checkpoint_from_before_hashes_is_adopted_when_it_loads(tmp_path: Path
     path.write_bytes(b"PK\x03\x04 not a zip")
     workspace.checkpoint("net", {"steps": 3}, _build(builds))
     assert builds == [1, 1]
+
+
+def test_an_intermediate_checkpoint_is_cached_and_hashed_but_not_named_in_records(
+    tmp_path: Path,
+) -> None:
+    workspace, builds = _workspace(tmp_path)
+    path = workspace.checkpoint("stage", {"steps": 3}, _build(builds), intermediate=True)
+    again = workspace.checkpoint("stage", {"steps": 3}, _build(builds), intermediate=True)
+    assert path == again and builds == [1] and workspace.used == {}
+    assert path.with_name(path.name + ".sha256.json").exists()
