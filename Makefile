@@ -8,7 +8,7 @@ TABLE5 := adafocus:policy=random,adafocus:policy=central,adafocus:policy=gaussia
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 SEED_NET := layers=3-4-23-3:width=64:expansion=4:deformable=true:recipe=paper
-.PHONY: speed-paper speed-paper-gpu reproduce-cityscapes reproduce-camvid reproduce-synthcity-paper-scale setup demo demo-segmentation demo-segmentation-full demo-detection demo-detection-full demo-detection-fig6 demo-recognition demo-recognition-tables demo-recognition-seeds demo-recognition-full test regress report motion clean
+.PHONY: speed-paper speed-paper-gpu reproduce-cityscapes reproduce-camvid reproduce-synthcity-paper-scale setup demo demo-segmentation demo-segmentation-full demo-detection demo-detection-full demo-detection-seeds demo-detection-fig6 demo-recognition demo-recognition-tables demo-recognition-seeds demo-recognition-full test regress report motion clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,8 +21,8 @@ setup: $(STAMP)
 demo: demo-segmentation demo-detection demo-recognition
 
 # make demo: the three tasks at the small preset (the CI gate's training budgets on small
-# synthetic worlds), about 10 minutes on 2 cores with the set-up; the *-full targets run the
-# default worlds and budgets behind the README's synthetic findings
+# synthetic worlds), 23 minutes on 2 idle cores from a fresh clone with the set-up (README);
+# the *-full targets run the default worlds and budgets behind the README's synthetic findings
 demo-segmentation: setup
 	$(BENCH) compare --preset small --methods frame,prop-flow,prop-mv,interp-mv \
 		--dataset synthcity --intervals 1,2,5,10 --speed-videos 2 --speed-rounds 3
@@ -47,6 +47,18 @@ demo-detection-full: setup
 		--methods dff:train_interval=$(l),psla:setting=a:train_interval=$(l) \
 		--speed-videos 2 --speed-rounds 3 &&) true
 
+# seed 001's main rows (R-FCN, DFF, PSLA (a), (b), (c)) at training seeds 1 and 2, l = 10: PSLA's
+# spread over seeds is larger than its configurations' differences (README), so seed 0's rows
+# (demo-detection-full) need these beside them; then `bench report --seeds` sets them side by side
+DETECTION_SEEDS := 1 2
+demo-detection-seeds: setup
+	for seed in $(DETECTION_SEEDS); do \
+		$(BENCH) compare --task detection --seed $$seed --intervals 10 \
+			--speed-videos 1 --speed-rounds 1 \
+			--methods rfcn,dff,psla,psla:setting=a,psla:setting=b || exit 1; \
+	done
+	$(BENCH) report --dataset synthdet --seeds 0-2
+
 # seed 001 Fig. 6: PSLA (a), (c), MatchTrans S and DensePSLA S at d = 2..5 and Nonlocal S, each at
 # l = 5, 10, 20; one panel per d in reports/synthdet/detection_fig6.png (about 25 min on 2 cores).
 comma := ,
@@ -61,7 +73,7 @@ demo-detection-fig6: setup
 # random flips; the small preset's scale=mini networks): the per-frame baseline r50-avg, TSM,
 # AdaFocus and AdaFocus-TSM (12 distinct focus frames), then where AdaFocus looks (bench focus
 # reuses the compare's checkpoint). Sized so that the networks learn (README, "Recognition");
-# about 30 min at one thread on a loaded 2-core machine, AdaFocus's stage I most of it.
+# about 16 min on 2 idle cores (README), AdaFocus's stage I the largest part.
 demo-recognition: setup
 	$(BENCH) compare --preset small --task recognition --dataset $(RECOGNITION_DEMO) \
 		--methods r50-avg,tsm,adafocus,adafocus-tsm --speed-videos 4 --speed-rounds 3
