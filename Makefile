@@ -73,7 +73,7 @@ demo-detection-fig6: setup
 # random flips; the small preset's scale=mini networks): the per-frame baseline r50-avg, TSM,
 # AdaFocus and AdaFocus-TSM (12 distinct focus frames), then where AdaFocus looks (bench focus
 # reuses the compare's checkpoint). Sized so that the networks learn (README, "Recognition");
-# about 16 min on 2 idle cores (README), AdaFocus's stage I the largest part.
+# about 17 min on 2 idle cores (README), AdaFocus's stage I the largest part.
 demo-recognition: setup
 	$(BENCH) compare --preset small --task recognition --dataset $(RECOGNITION_DEMO) \
 		--methods r50-avg,tsm,adafocus,adafocus-tsm --speed-videos 4 --speed-rounds 3

@@ -162,13 +162,15 @@ def _formats(text: str) -> tuple[str, ...]:
 
 
 def _report_seeds(args: argparse.Namespace) -> int:
-    """One table over the stores of several seeds (``--seeds 0,1,2``)."""
+    """One table over the stores of several seeds (``--seeds 0,1,2``), read from the folder
+    ``--results`` names (default results/runs), e.g. the committed results/synthetic."""
     from vidbench.report.seeds import render_seeds
     from vidbench.store import Store
 
+    folder = Path(args.results) if args.results else DEFAULT_RESULTS
     records = []
     for seed in parse_intervals(args.seeds, "--seeds", least=0):
-        results = DEFAULT_RESULTS / f"{store_name(args.dataset, seed)}.jsonl"
+        results = folder / f"{store_name(args.dataset, seed)}.jsonl"
         if not results.exists():
             raise FileNotFoundError(f"No results at {results}: run `bench compare --seed {seed}`.")
         records += Store(results).records()
@@ -365,7 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--dataset", default="synthcity")
     report.add_argument("--seed", type=at_least(0), default=0, help="the seed whose runs to report")
     report.add_argument("--seeds", help="several seeds side by side, e.g. 0-2 (reports/<dataset>-seeds)")
-    report.add_argument("--results")
+    report.add_argument(
+        "--results", help="records file; with --seeds, the folder of the seeds' stores"
+    )
     report.add_argument("--reports")
     report.add_argument(
         "--format", default="md,csv", help="table formats, any of md, csv, tex (LaTeX)"

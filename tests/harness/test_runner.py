@@ -264,6 +264,15 @@ def test_each_training_seed_has_its_own_records_and_report() -> None:
     assert main(["report", "--dataset", "synthdet", "--seeds", "-1"]) == 2
 
 
+def test_a_seed_report_reads_the_stores_of_the_folder_results_names(tmp_path: Path) -> None:
+    """`bench report --seeds 0-2 --results results/synthetic` re-renders the committed seeds."""
+    committed = Path(__file__).resolve().parents[2] / "results" / "synthetic"
+    args = ["report", "--dataset", "synthdet", "--seeds", "0-2", "--reports", str(tmp_path)]
+    assert main([*args, "--results", str(committed)]) == 0
+    table = (tmp_path / "seeds.md").read_text()
+    assert "| detection | psla:setting=a | interval=10, keys=middle | mAP (%) | 24.0 | 57.0 | 54.1 |" in table
+
+
 def test_records_keep_the_commit_their_run_started_from(monkeypatch: pytest.MonkeyPatch) -> None:
     from vidbench import provenance as prov
 
