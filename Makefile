@@ -47,15 +47,17 @@ demo-detection-full: setup
 		--methods dff:train_interval=$(l),psla:setting=a:train_interval=$(l) \
 		--speed-videos 2 --speed-rounds 3 &&) true
 
-# seed 001's main rows (R-FCN, DFF, PSLA (a), (b), (c)) at training seeds 1 and 2, l = 10: PSLA's
-# spread over seeds is larger than its configurations' differences (README), so seed 0's rows
-# (demo-detection-full) need these beside them; then `bench report --seeds` sets them side by side
+# seed 001's main rows (R-FCN, DFF, PSLA (a), (b), (c)) and Table 3's S rows (MatchTrans,
+# DensePSLA, Nonlocal) at training seeds 1 and 2, l = 10: PSLA's spread over seeds is larger than
+# its configurations' differences (README), so seed 0's rows (demo-detection-full) need these
+# beside them; then `bench report --seeds` sets them side by side
 DETECTION_SEEDS := 1 2
+TABLE3_S := psla:attention=matchtrans:setting=S,psla:attention=dense-psla:setting=S,psla:attention=nonlocal:setting=S
 demo-detection-seeds: setup
 	for seed in $(DETECTION_SEEDS); do \
 		$(BENCH) compare --task detection --seed $$seed --intervals 10 \
 			--speed-videos 1 --speed-rounds 1 \
-			--methods rfcn,dff,psla,psla:setting=a,psla:setting=b || exit 1; \
+			--methods rfcn,dff,psla,psla:setting=a,psla:setting=b,$(TABLE3_S) || exit 1; \
 	done
 	$(BENCH) report --dataset synthdet --seeds 0-2
 
